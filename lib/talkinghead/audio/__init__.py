@@ -1,0 +1,1 @@
+"""Audio: frame-aligned features (``features``) and speech synthesis with espeak-ng (``tts``)."""

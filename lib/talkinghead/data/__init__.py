@@ -1,0 +1,1 @@
+"""Data: the SynthGRID corpus generator (``synthgrid``) and, later, corpus readers and datasets."""

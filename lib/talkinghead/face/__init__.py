@@ -1,0 +1,1 @@
+"""Faces: 68-point landmark conventions and measures (``landmarks``)."""
