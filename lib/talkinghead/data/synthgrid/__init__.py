@@ -12,6 +12,8 @@ from talkinghead.data.synthgrid.corpus import (
     plan_clip,
     random_sentence,
     render_clip,
+    render_text,
+    speaker_from_seed,
     utterance_id,
     write_clip,
 )
@@ -20,6 +22,6 @@ from talkinghead.data.synthgrid.render import FaceRenderer, RenderedFrame
 
 __all__ = [
     "GRID_GRAMMAR", "Clip", "Speaker", "FaceState", "Identity", "FaceRenderer", "RenderedFrame",
-    "generate_corpus", "make_speakers", "plan_clip", "random_sentence", "render_clip", "sample_identity",
+    "generate_corpus", "make_speakers", "plan_clip", "random_sentence", "render_clip", "render_text", "sample_identity", "speaker_from_seed",
     "utterance_id", "write_clip",
 ]

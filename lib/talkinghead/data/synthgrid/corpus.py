@@ -41,7 +41,7 @@ from talkinghead.data.synthgrid.render import FaceRenderer, RenderedFrame
 
 __all__ = [
     "GRID_GRAMMAR", "Speaker", "Clip", "make_speakers", "random_sentence", "utterance_id",
-    "plan_clip", "render_clip", "write_clip", "generate_corpus",
+    "plan_clip", "render_clip", "write_clip", "generate_corpus", "speaker_from_seed", "render_text",
 ]
 
 FPS = 25
@@ -192,6 +192,48 @@ def render_clip(clip: Clip, renderer: FaceRenderer) -> Iterator[RenderedFrame]:
     """Render the clip's frames one by one (a generator: frames are never all in memory)."""
     for state in clip.states:
         yield renderer.render(state)
+
+
+def speaker_from_seed(seed: int, *, language: str = "en-US", variant: str | None = None) -> Speaker:
+    """A one-off speaker (not part of any corpus): identity and voice drawn from ``seed``."""
+    rng = np.random.default_rng([seed, 0xFACE])
+    identity = sample_identity(rng)
+    variants = TRAIN_VARIANTS + HELDOUT_VARIANTS
+    voice = Voice(
+        language=language,
+        variant=variants[rng.integers(len(variants))] if variant is None else variant,
+        pitch=int(rng.integers(35, 66)),
+        rate=int(rng.integers(145, 181)),
+    )
+    return Speaker(f"seed{seed}", identity, voice, float(rng.uniform(0.2, 0.45)), 1.0, "demo")
+
+
+def render_text(
+    text: str,
+    out: str | os.PathLike,
+    *,
+    speaker_seed: int = 0,
+    language: str = "en-US",
+    variant: str | None = None,
+    size: int = 128,
+    seed: int = 0,
+) -> tuple[Path, Clip, np.ndarray]:
+    """Render a SynthGRID clip of any ``text`` to the mp4 ``out``.
+
+    Returns:
+        (path, clip, lmk): the written file, the planned clip and its (T, 68, 2) landmarks.
+    """
+    from talkinghead.io import VideoWriter
+
+    speaker = speaker_from_seed(speaker_seed, language=language, variant=variant)
+    clip = plan_clip(text, speaker, seed=seed)
+    renderer = FaceRenderer(speaker.identity, size=size)
+    lmk = np.zeros((clip.n_frames, 68, 2), np.float32)
+    with VideoWriter(out, fps=FPS, audio=clip.audio, sr=SR) as writer:
+        for i, frame in enumerate(render_clip(clip, renderer)):
+            writer.write(frame.image)
+            lmk[i] = frame.lmk
+    return Path(out), clip, lmk
 
 
 def _align_text(words: list[Word], duration: float) -> str:

@@ -19,31 +19,35 @@ __all__ = ["FaceRenderer", "RenderedFrame"]
 
 
 def _catmull_rom(points: np.ndarray, samples: int = 6, closed: bool = True) -> np.ndarray:
-    """A smooth curve through ``points`` (N, 2): ``samples`` points per segment of a centripetal-free
-    (uniform) Catmull–Rom spline."""
+    """A smooth curve through ``points`` (N, 2): ``samples`` points per segment of a uniform Catmull–Rom spline."""
     p = np.asarray(points, dtype=np.float64)
     if closed:
         ext = np.concatenate([p[-1:], p, p[:2]])
     else:
         ext = np.concatenate([2 * p[:1] - p[1:2], p, 2 * p[-1:] - p[-2:-1]])
-    t = np.linspace(0.0, 1.0, samples, endpoint=False)[:, None]
-    t2, t3 = t * t, t * t * t
     segments = len(p) if closed else len(p) - 1
-    out = []
-    for i in range(segments):
-        p0, p1, p2, p3 = ext[i], ext[i + 1], ext[i + 2], ext[i + 3]
-        out.append(0.5 * (2 * p1 + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t3))
-    if not closed:
-        out.append(p[-1:])
-    return np.concatenate(out)
+    idx = np.arange(segments)[:, None] + np.arange(4)[None, :]  # (S, 4) control points of each segment
+    curve = np.einsum("tk,skd->std", _basis(samples), ext[idx]).reshape(-1, 2)  # (S * samples, 2)
+    return curve if closed else np.concatenate([curve, p[-1:]])
 
 
-def _poly(points: np.ndarray) -> list[tuple[float, float]]:
-    return [tuple(xy) for xy in np.asarray(points, dtype=np.float64).reshape(-1, 2)]
+_BASES: dict[int, np.ndarray] = {}
+
+
+def _basis(samples: int) -> np.ndarray:
+    """(samples, 4) Catmull–Rom weights of the four control points at ``samples`` steps of one segment."""
+    if samples not in _BASES:
+        t = np.linspace(0.0, 1.0, samples, endpoint=False)
+        _BASES[samples] = 0.5 * np.stack([-t + 2 * t**2 - t**3, 2 - 5 * t**2 + 3 * t**3, t + 4 * t**2 - 3 * t**3, -(t**2) + t**3], 1)
+    return _BASES[samples]
+
+
+def _poly(points: np.ndarray) -> list[float]:
+    return np.asarray(points, dtype=np.float64).ravel().tolist()
 
 
 def _rgb(colour, factor: float = 1.0, alpha: int | None = None) -> tuple[int, ...]:
-    c = tuple(int(np.clip(v * factor, 0, 255)) for v in colour)
+    c = tuple(min(255, max(0, int(v * factor))) for v in colour)
     return c if alpha is None else (*c, alpha)
 
 
@@ -222,7 +226,7 @@ class FaceRenderer:
             if brow[0, 0] > brow[-1, 0]:
                 thick = thick[::-1]
             band = np.concatenate([centre - np.stack([np.zeros_like(thick), thick * 0.55], 1), (centre + np.stack([np.zeros_like(thick), thick * 0.45], 1))[::-1]])
-            draw.polygon(_poly(band), fill=_rgb(hair, 0.7, 230))
+            draw.polygon(_poly(band), fill=_rgb(hair, 0.55, 235))
 
         # 7. Mouth: the dark interior with tongue and teeth clipped to the inner lips, then the lips.
         inner = _catmull_rom(lmk[60:68], 5)

@@ -1,0 +1,5 @@
+import sys
+
+from talkinghead.cli import main
+
+sys.exit(main())
