@@ -6,13 +6,19 @@ with audio chunks and events, and with ``espeakINITIALIZE_PHONEME_EVENTS | PHONE
 reported in IPA together with the exact sample at which it starts. That is what makes SynthGRID's ground truth
 exact: the mouth is driven by the same phoneme timeline the audio was made from.
 
-espeak-ng keeps global state (one voice, one callback), so calls are serialised by a lock; worker processes
-each load their own copy of the library.
+espeak-ng keeps global state that carries over from one utterance to the next (the voice source's phase), so
+the same text spoken twice in one process can differ by a few samples. For exact reproducibility every
+utterance is spoken in a short-lived child process forked from a parent that never speaks (about 10 ms more
+per call); where ``os.fork`` does not exist, calls run in-process under a lock and are reproducible only up to
+that drift.
 """
 from __future__ import annotations
 
 import ctypes
+import os
+import pickle
 import threading
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,6 +127,7 @@ class _Engine:
         ]
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         options = _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT
         self.sr = self.lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), options
@@ -158,6 +165,8 @@ class _Engine:
             self.lib.espeak_SetParameter(_PARAM_RANGE, int(voice.pitch_range), 0)
             self.lib.espeak_SetParameter(_PARAM_WORDGAP, 0, 0)
             self._chunks, self._events = [], []
+            # Breathy variants (f3, …) mix in noise from espeak-ng's own generator: seed it from the request.
+            self.lib.espeak_ng_SetRandSeed(zlib.crc32(f"{voice}|{text}".encode()))
             data = text.encode("utf-8") + b"\0"
             self.lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
             self.lib.espeak_Synchronize()
@@ -177,11 +186,47 @@ def _get_engine() -> _Engine:
     return _engine
 
 
+def _speak(text: str, voice: Voice) -> tuple[np.ndarray, list, int]:
+    """Speak in a forked child, so every utterance starts from espeak-ng's freshly initialised state."""
+    if not hasattr(os, "fork") or _engine is not None:
+        engine = _get_engine()
+        return (*engine.speak(text, voice), engine.sr)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: speak, send the result, exit without running the parent's cleanup handlers
+        status = 0
+        try:
+            os.close(read_fd)
+            engine = _Engine()
+            try:
+                result = ("ok", *engine.speak(text, voice), engine.sr)
+            except ValueError as err:
+                result = ("error", str(err))
+            with os.fdopen(write_fd, "wb") as pipe:
+                pickle.dump(result, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        payload = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not payload:
+        raise RuntimeError("espeak-ng crashed while speaking: reinstall it with `pip install --force-reinstall espeakng-loader`")
+    result = pickle.loads(payload)
+    if result[0] == "error":
+        raise ValueError(result[1])
+    return result[1], result[2], result[3]
+
+
 def list_languages() -> list[str]:
     """Language codes espeak-ng can speak (e.g. ``"en-US"``, ``"en-GB-scotland"``, ``"fr"``), sorted."""
     import os
 
-    root = os.path.join(_get_engine().data_path, "lang")
+    import espeakng_loader
+
+    root = os.path.join(espeakng_loader.get_data_path(), "lang")
     return sorted(name for _, _, files in os.walk(root) for name in files)
 
 
@@ -205,18 +250,17 @@ def synthesize(text: str, voice: Voice = Voice(), *, sr: int = 16000) -> Speech:
 
     if not text or not text.strip():
         raise ValueError("nothing to say: give some text to speak")
-    engine = _get_engine()
-    raw, events = engine.speak(text, voice)
+    raw, events, native_sr = _speak(text, voice)
     n_native = len(raw)
     audio = raw.astype(np.float32) / 32768.0
-    if sr != engine.sr:
-        g = gcd(sr, engine.sr)
-        audio = resample_poly(audio, sr // g, engine.sr // g).astype(np.float32)
+    if sr != native_sr:
+        g = gcd(sr, native_sr)
+        audio = resample_poly(audio, sr // g, native_sr // g).astype(np.float32)
     audio = np.clip(audio, -1.0, 1.0)
     duration = len(audio) / sr
 
     def seconds(sample: int) -> float:
-        return min(sample / engine.sr, duration)
+        return min(sample / native_sr, duration)
 
     phone_events = [e for e in events if e[0] == _EVENT_PHONEME]
     phonemes = []

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-__all__ = ["Identity", "FaceState", "sample_identity", "face_points", "project", "Camera"]
+__all__ = ["Identity", "FaceState", "Camera", "sample_identity", "face_points", "project", "landmarks_2d"]
 
 # Realistic skin tones from light to dark (sRGB), hair and iris colours; identities interpolate / pick from these.
 SKIN_TONES = np.array(
@@ -306,3 +306,8 @@ def project(points: np.ndarray, state: FaceState, camera: Camera, *, rotate: boo
     px = camera.scale * camera.size
     xy = p[..., :2] * persp * px
     return xy + np.array([camera.size / 2.0, camera.size / 2.0 - camera.center_y * px])
+
+
+def landmarks_2d(identity: Identity, state: FaceState, size: int = 128) -> np.ndarray:
+    """The (68, 2) pixel landmarks the renderer draws at ``size``, without drawing anything."""
+    return project(face_points(identity, state)["lmk"], state, Camera(size=size)).astype(np.float32)

@@ -241,9 +241,9 @@ class FaceRenderer:
             centre_x = 0.5 * (lmk[60, 0] + lmk[64, 0]) - off[0]
             half_w = 0.5 * np.linalg.norm(lmk[64] - lmk[60])
             teeth_y = self._to_px(np.array([[0.0, y, 0.3] for y in pts["teeth"]]), state)[:, 1] - off[1]
-            tongue_c = np.array([centre_x, 0.5 * (lmk[66, 1] + teeth_y[3]) - off[1] * 0 - 0.2 * pts["mouth_open"] * unit])
-            tongue_c[1] = lmk[66, 1] - off[1] - 0.03 * unit * (1 + 1.5 * state.tongue)
-            tr = np.array([0.7 * half_w, 0.06 * unit])
+            # The tongue rests low behind the lower teeth and rises for /θ ð l/.
+            tongue_c = np.array([centre_x, lmk[66, 1] - off[1] - 0.012 * unit * (1 + 2.5 * state.tongue)])
+            tr = np.array([0.65 * half_w, 0.04 * unit])
             cd.ellipse([*(tongue_c - tr), *(tongue_c + tr)], fill=_rgb(idt.lip, 0.85))
             cd.rectangle([centre_x - 0.72 * half_w, teeth_y[0], centre_x + 0.72 * half_w, teeth_y[1]], fill=(232, 228, 214))
             cd.rectangle([centre_x - 0.6 * half_w, teeth_y[2], centre_x + 0.6 * half_w, teeth_y[3]], fill=(214, 208, 194))

@@ -1,0 +1,195 @@
+"""The demo page: type a sentence, get a SynthGRID video of a synthetic face speaking it.
+
+Until the pretrained pipelines land, the page shows the project's synthetic corpus: espeak-ng speaks the text and a
+2-D face is animated from its phoneme timings, so every landmark is exact ground truth. The photo + speech demo will
+replace ``build_demo`` and keep its shape: plain, importable event functions and one ``gr.Blocks``.
+"""
+from __future__ import annotations
+
+import numbers
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+from talkinghead.audio.tts import Word
+from talkinghead.data.synthgrid import random_sentence, render_text
+from talkinghead.data.synthgrid.corpus import FPS, SR
+from talkinghead.face.landmarks import eye_aspect_ratio, mouth_opening
+from talkinghead.io import InputError
+
+__all__ = ["build_demo", "generate", "plot_tracks", "random_text"]
+
+# gr.Plot imports pyplot to close figures; on a desktop that would pick a GUI backend inside a server thread.
+matplotlib.use("Agg")
+
+MAX_CHARS = 300  # about 20 s of speech, a few seconds to render on a CPU
+MAX_SPEAKER = 999
+SIZES = (96, 128, 192)
+DEFAULT_TEXT = "place blue at f two now"
+# (label, espeak-ng language). The English accents are the ones SynthGRID speakers use; any other voice from
+# talkinghead.audio.tts.list_languages() can be typed in.
+VOICES = (
+    ("English (US)", "en-US"),
+    ("English (GB)", "en"),
+    ("English (Scotland)", "en-GB-scotland"),
+    ("English (Caribbean)", "en-029"),
+    ("English (New York)", "en-US-nyc"),
+    ("French", "fr"),
+    ("German", "de"),
+    ("Spanish", "es"),
+    ("Italian", "it"),
+)
+OUTPUT_ROOT = Path(tempfile.gettempdir()) / "talkinghead-demo"
+OUTPUT_MAX_AGE = 3600.0  # seconds; gradio serves its own copy of each video, ours only has to outlive the call
+
+INTRO = """
+**SynthGRID** is this project's synthetic GRID-style audio-visual corpus: a synthetic voice (espeak-ng) speaks the
+text and a drawn face moves its lips, jaw, eyes and head from the phoneme timings, so the 68 facial landmarks of
+every frame are known exactly. The models are trained and measured on it before they meet real faces. Type a
+sentence (GRID's grammar or anything else), pick a speaker and a voice, and press **Generate**: the video comes with
+the waveform, its word boundaries, the mouth opening and the eye aspect ratio on one time axis. The real demo — your
+face photo + your speech → a talking-head video — arrives here with the pretrained pipelines.
+"""
+
+
+def random_text() -> str:
+    """A random sentence from GRID's grammar, e.g. ``"bin red by g nine soon"``."""
+    return " ".join(random_sentence(np.random.default_rng()))
+
+
+def _whole_number(value: float | None, name: str, low: int, high: int) -> int:
+    """``value`` as an int in [low, high], or a ``gr.Error`` that says what to enter."""
+    if not isinstance(value, numbers.Real) or not float(value).is_integer() or not low <= value <= high:
+        raise gr.Error(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return int(value)
+
+
+def _new_output_dir() -> Path:
+    """A fresh directory for one call's files, after removing those of calls older than ``OUTPUT_MAX_AGE``."""
+    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - OUTPUT_MAX_AGE
+    for old in OUTPUT_ROOT.iterdir():
+        try:
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:  # another call removed it first
+            pass
+    return Path(tempfile.mkdtemp(dir=OUTPUT_ROOT))
+
+
+def plot_tracks(audio: np.ndarray, words: list[Word], lmk: np.ndarray) -> Figure:
+    """Waveform with word boundaries, mouth opening and eye aspect ratio, on one time axis.
+
+    Args:
+        audio: (N,) float32 at 16 kHz.
+        words: the spoken words with start and end times in seconds.
+        lmk: (T, 68, 2) landmarks at 25 fps; frame i is shown at i / 25 s.
+    Returns:
+        A matplotlib figure (not registered with pyplot, so nothing leaks between calls).
+    """
+    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    ax_wave, ax_mouth, ax_eye = fig.subplots(3, 1, sharex=True, height_ratios=(1.4, 1, 1))
+    t_frames = np.arange(len(lmk)) / FPS  # (T,)
+
+    ax_wave.plot(np.arange(len(audio)) / SR, audio, lw=0.5, color="0.35")
+    boundaries = sorted({t for word in words for t in (word.start, word.end)})
+    ax_wave.vlines(boundaries, 0, 1, transform=ax_wave.get_xaxis_transform(), colors="C0", lw=0.8)
+    for word in words:  # labels just above the axes: x in seconds, y in axes units
+        ax_wave.text((word.start + word.end) / 2, 1.02, word.text, transform=ax_wave.get_xaxis_transform(),
+                     ha="center", va="bottom", fontsize=8, rotation=0 if len(words) <= 12 else 90)
+    ax_wave.set_ylabel("waveform")
+
+    ax_mouth.plot(t_frames, mouth_opening(lmk), color="C3")
+    ax_mouth.set_ylabel("mouth opening")
+    ax_eye.plot(t_frames, eye_aspect_ratio(lmk), color="C2")
+    ax_eye.set_ylabel("eye aspect ratio")
+    ax_eye.set_xlabel("time (s)")
+    ax_eye.set_xlim(0, max(len(audio) / SR, len(lmk) / FPS))
+    for ax in (ax_wave, ax_mouth, ax_eye):
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def generate(
+    text: str | None,
+    speaker: float | None,
+    voice: str | None,
+    seed: float | None,
+    size: float | None,
+    progress: gr.Progress = gr.Progress(),  # gradio finds the tracker by this default; it is never mutated here
+) -> tuple[str, Figure]:
+    """Render ``text`` as a SynthGRID clip.
+
+    Args:
+        text: what to say, 1–300 characters, in the voice's language.
+        speaker: 0–999; each number is another face and voice pitch, rate and timbre.
+        voice: an espeak-ng language such as ``"en-US"`` or ``"fr"`` (``talkinghead.audio.tts.list_languages()``).
+        seed: blinks, brows, head motion and pauses; the same inputs and seed give the same video.
+        size: frame width and height in pixels, 64–256.
+    Returns:
+        (video, figure): the mp4's path (H.264 + AAC, 25 fps) and the plot of ``plot_tracks``.
+    Raises:
+        gr.Error: bad input, with a message that names the problem and the fix; the server keeps serving.
+    """
+    text = text or ""
+    if len(text) > MAX_CHARS:
+        raise gr.Error(f"the text is {len(text)} characters long: shorten it to {MAX_CHARS} or fewer")
+    if not voice:
+        raise gr.Error("no voice chosen: pick one from the list or type an espeak-ng language such as en-US")
+    speaker = _whole_number(speaker, "speaker", 0, MAX_SPEAKER)
+    seed = _whole_number(seed, "seed", 0, 2**32 - 1)
+    size = _whole_number(size, "frame size", 64, 256)
+
+    progress(0.0, desc="speaking and rendering")
+    out_dir = _new_output_dir()
+    try:
+        path, clip, lmk = render_text(text, out_dir / "synthgrid.mp4", speaker_seed=speaker, language=voice,
+                                      size=size, seed=seed)
+    except (ValueError, InputError) as err:  # empty text, unknown voice, ...
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise gr.Error(str(err)) from err
+    progress(0.9, desc="plotting")
+    fig = plot_tracks(clip.audio, clip.words, lmk)
+    progress(1.0, desc="done")
+    return str(path), fig
+
+
+def build_demo() -> gr.Blocks:
+    """The page: text and controls on the left, the video and its plot on the right. Queued, two renders at a time."""
+    with gr.Blocks(title="talkinghead · SynthGRID", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown("# talkinghead: SynthGRID sample\n" + INTRO)
+        with gr.Row():
+            with gr.Column(scale=1):
+                text = gr.Textbox(DEFAULT_TEXT, label="Text", lines=2, info=f"up to {MAX_CHARS} characters")
+                random_button = gr.Button("Random GRID sentence", size="sm")
+                voice = gr.Dropdown([(label, code) for label, code in VOICES], value=VOICES[0][1], label="Voice",
+                                    allow_custom_value=True, info="or type any espeak-ng language, e.g. pt or nl")
+                with gr.Row():
+                    speaker = gr.Number(0, label="Speaker", precision=0, minimum=0, maximum=MAX_SPEAKER,
+                                        info=f"face and voice, 0–{MAX_SPEAKER}")
+                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, info="blinks, head motion, pauses")
+                size = gr.Radio(list(SIZES), value=128, label="Frame size (pixels)")
+                generate_button = gr.Button("Generate", variant="primary")
+            with gr.Column(scale=2):
+                video = gr.Video(label="SynthGRID video", autoplay=True, interactive=False)
+                plot = gr.Plot(label="Waveform and words · mouth opening · eye aspect ratio")
+        gr.Examples(
+            [
+                ["bin red by g nine soon", 7, "en-GB-scotland"],
+                ["The quick brown fox jumps over the lazy dog.", 42, "en-US"],
+                ["Bonjour, je suis un visage synthétique.", 3, "fr"],
+            ],
+            inputs=[text, speaker, voice],
+        )
+
+        random_button.click(random_text, outputs=text, api_name="random_sentence")
+        generate_button.click(generate, inputs=[text, speaker, voice, seed, size], outputs=[video, plot],
+                              api_name="generate")
+    demo.queue(default_concurrency_limit=2, max_size=16)
+    return demo
