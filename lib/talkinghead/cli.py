@@ -1,6 +1,7 @@
 """Command line: ``python -m talkinghead <command>``.
 
-Commands: ``synth`` (generate a SynthGRID corpus), ``say`` (render one SynthGRID clip of any text).
+Commands: ``synth`` (generate a SynthGRID corpus), ``say`` (render one SynthGRID clip of any text),
+``contact-sheet`` (the SynthGRID picture in docs/), ``bench`` (speed measurements for docs/BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -38,6 +39,48 @@ def _say(args: argparse.Namespace) -> int:
     return 0
 
 
+def _contact_sheet(args: argparse.Namespace) -> int:
+    from talkinghead.data.synthgrid.figures import contact_sheet
+
+    print(contact_sheet(args.out, speakers=args.speakers, seed=args.seed, size=args.size))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import platform
+    import time
+
+    import numpy as np
+
+    if args.what == "features":
+        from talkinghead.audio.features import frame_features
+
+        audio = np.random.default_rng(0).uniform(-0.5, 0.5, int(args.seconds * 16000)).astype(np.float32)
+        for kind in ("raw", "mfcc", "mel"):
+            frame_features(audio[:16000], kind)  # warm-up (librosa's first call builds its filters)
+        for kind in ("raw", "mfcc", "mel", "all"):
+            kinds = ("raw", "mfcc", "mel") if kind == "all" else (kind,)
+            best = np.inf
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                shapes = [frame_features(audio, k).shape for k in kinds]
+                best = min(best, time.perf_counter() - start)
+            print(f"{kind:5s} {args.seconds:.0f} s of audio: {best * 1000:7.1f} ms  {shapes}")
+    else:  # render
+        from talkinghead.data.synthgrid import FaceRenderer, make_speakers, plan_clip
+
+        speaker = make_speakers(1, 0)[0]
+        clip = plan_clip("place blue at f two now", speaker, seed=0)
+        renderer = FaceRenderer(speaker.identity, size=args.size)
+        start = time.perf_counter()
+        for state in clip.states * args.repeats:
+            renderer.render(state)
+        seconds = time.perf_counter() - start
+        print(f"render {args.size}x{args.size}: {clip.n_frames * args.repeats / seconds:.0f} frames/s on one core")
+    print(f"machine: {platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m talkinghead", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=128, help="frame size in pixels (64–256)")
     p.add_argument("--seed", type=int, default=0, help="seed of blinks and head motion")
     p.set_defaults(func=_say)
+
+    p = sub.add_parser("contact-sheet", help="draw the SynthGRID contact sheet (PNG)")
+    p.add_argument("--out", default="docs/synthgrid_contact_sheet.png", help="output .png path")
+    p.add_argument("--speakers", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=128)
+    p.set_defaults(func=_contact_sheet)
+
+    p = sub.add_parser("bench", help="measure speed: audio features or face rendering")
+    p.add_argument("what", choices=["features", "render"])
+    p.add_argument("--seconds", type=float, default=60.0, help="audio length for the features benchmark")
+    p.add_argument("--size", type=int, default=128, help="frame size for the render benchmark")
+    p.add_argument("--repeats", type=int, default=5)
+    p.set_defaults(func=_bench)
     return parser
 
 
