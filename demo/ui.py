@@ -21,7 +21,6 @@ from talkinghead.audio.tts import Word
 from talkinghead.data.synthgrid import random_sentence, render_text
 from talkinghead.data.synthgrid.corpus import FPS, SR
 from talkinghead.face.landmarks import eye_aspect_ratio, mouth_opening
-from talkinghead.io import InputError
 
 __all__ = ["build_demo", "generate", "plot_tracks", "random_text"]
 
@@ -151,7 +150,7 @@ def generate(
     try:
         path, clip, lmk = render_text(text, out_dir / "synthgrid.mp4", speaker_seed=speaker, language=voice,
                                       size=size, seed=seed)
-    except (ValueError, InputError) as err:  # empty text, unknown voice, ...
+    except ValueError as err:  # empty text, unknown voice, bad size; talkinghead.io.InputError is one too
         shutil.rmtree(out_dir, ignore_errors=True)
         raise gr.Error(str(err)) from err
     progress(0.9, desc="plotting")

@@ -26,6 +26,14 @@ from talkinghead.io import read_video  # noqa: E402
 SENTENCE = "place blue at f two now"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def output_root(tmp_path_factory):
+    """Keep the videos of this module's calls in pytest's temporary directory, not the demo's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ui, "OUTPUT_ROOT", tmp_path_factory.mktemp("outputs"))
+        yield ui.OUTPUT_ROOT
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -71,19 +79,16 @@ def test_bad_speaker_raises_gr_error(speaker):
         ui.generate(SENTENCE, speaker, "en-US", 0, 96)
 
 
-def test_old_output_directories_are_swept():
-    ui.OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
-    old, recent = ui.OUTPUT_ROOT / "old-call-for-test", ui.OUTPUT_ROOT / "recent-call-for-test"
+def test_old_output_directories_are_swept(output_root):
+    old, recent = output_root / "old-call", output_root / "recent-call"
     for folder in (old, recent):
-        folder.mkdir(exist_ok=True)
+        folder.mkdir()
     long_ago = time.time() - ui.OUTPUT_MAX_AGE - 60
     os.utime(old, (long_ago, long_ago))
-    try:
-        ui.generate("now", 0, "en-US", 0, 96)
-        assert not old.exists()
-        assert recent.exists()
-    finally:
-        recent.rmdir()
+    path, _ = ui.generate("now", 0, "en-US", 0, 96)
+    assert not old.exists()
+    assert recent.exists()
+    assert Path(path).parent.parent == output_root
 
 
 def test_random_text_follows_grid_grammar():

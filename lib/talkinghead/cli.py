@@ -20,6 +20,7 @@ def _synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
         progress=not args.quiet,
+        heldout_languages=tuple(args.heldout_languages.split(",")),
     )
     stats = corpus["stats"]
     split = ", ".join(f"{k}: {' '.join(v) or '-'}" for k, v in corpus["split"].items())
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=128, help="frame size in pixels (64–256)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same corpus")
     p.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    p.add_argument("--heldout-languages", default="en-GB-scotland,en-029,en-US-nyc",
+                   help="espeak-ng voices of the val/test speakers, comma-separated (e.g. fr,de for unseen languages)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_synth)
 

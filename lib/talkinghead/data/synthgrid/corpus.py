@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talkinghead.audio.tts import Phoneme, Voice, Word, synthesize
+from talkinghead.audio.tts import Phoneme, Voice, Word, list_languages, synthesize
 from talkinghead.data.synthgrid.articulation import (
     PARAMS,
     blink_track,
@@ -112,8 +112,13 @@ def _split_sizes(n: int) -> tuple[int, int, int]:
     return n - 2 * held, held, held
 
 
-def make_speakers(n: int, seed: int = 0) -> list[Speaker]:
-    """``n`` speakers ``s1``…``sN`` with their split; the last ones are held out (val, then test)."""
+def make_speakers(n: int, seed: int = 0, *, heldout_languages: tuple[str, ...] = HELDOUT_LANGUAGES) -> list[Speaker]:
+    """``n`` speakers ``s1``…``sN`` with their split; the last ones are held out (val, then test).
+
+    Training speakers speak with ``TRAIN_LANGUAGES`` voices and ``TRAIN_VARIANTS``; held-out speakers with
+    ``heldout_languages`` (English accents by default; any espeak-ng language, e.g. ``("fr", "de")``, to test
+    generalisation to unseen languages) and ``HELDOUT_VARIANTS``.
+    """
     if n < 1:
         raise ValueError(f"need at least one speaker, got {n}")
     n_train, n_val, _ = _split_sizes(n)
@@ -121,7 +126,7 @@ def make_speakers(n: int, seed: int = 0) -> list[Speaker]:
     for k in range(n):
         rng = np.random.default_rng([seed, k, 0x5EED])
         split = "train" if k < n_train else "val" if k < n_train + n_val else "test"
-        languages, variants = (TRAIN_LANGUAGES, TRAIN_VARIANTS) if split == "train" else (HELDOUT_LANGUAGES, HELDOUT_VARIANTS)
+        languages, variants = (TRAIN_LANGUAGES, TRAIN_VARIANTS) if split == "train" else (heldout_languages, HELDOUT_VARIANTS)
         voice = Voice(
             language=languages[rng.integers(len(languages))],
             variant=variants[rng.integers(len(variants))],
@@ -341,6 +346,7 @@ def generate_corpus(
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
+    heldout_languages: tuple[str, ...] = HELDOUT_LANGUAGES,
 ) -> dict:
     """Generate a SynthGRID corpus under ``out`` (deterministic for a seed; parallel over ``workers`` processes).
 
@@ -358,9 +364,12 @@ def generate_corpus(
         raise ValueError(f"GRID's grammar has only {max_distinct} sentences: lower per_speaker")
     if not 64 <= size <= 256:
         raise ValueError(f"size {size} is out of range: use 64–256 pixels")
+    cast = make_speakers(speakers, seed, heldout_languages=tuple(heldout_languages))
+    unknown = sorted({s.voice.language for s in cast} - set(list_languages()))
+    if unknown:
+        raise ValueError(f"espeak-ng has no voice {', '.join(unknown)}: pick languages from talkinghead.audio.tts.list_languages()")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    cast = make_speakers(speakers, seed)
     jobs = _corpus_utterances(cast, per_speaker, seed)
     workers = workers or min(os.cpu_count() or 1, len(jobs))
     description = {
