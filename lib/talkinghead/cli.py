@@ -1,6 +1,6 @@
 """Command line: ``python -m talkinghead <command>``.
 
-Commands: ``synth`` (generate a SynthGRID corpus), ``say`` (render one SynthGRID clip of any text),
+Commands: ``synth`` (generate a SynthGRID corpus), ``prepare`` (aligned crops for training), ``say`` (render one SynthGRID clip of any text),
 ``contact-sheet`` (the SynthGRID picture in docs/), ``bench`` (speed measurements for docs/BENCHMARKS.md).
 """
 from __future__ import annotations
@@ -29,6 +29,16 @@ def _synth(args: argparse.Namespace) -> int:
         f"= {stats['frames_per_second']:.0f} frames/s rendered and encoded ({stats['workers']} workers) -> {args.out}\n"
         f"speakers by split: {split}"
     )
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from talkinghead.data.prepare import prepare_corpus
+
+    meta = prepare_corpus(args.corpus, args.out, size=args.size, margin=args.margin,
+                          max_per_speaker=args.max_per_speaker, progress=not args.quiet)
+    stats = meta["stats"]
+    print(f"prepared {stats['clips']} clips, {stats['frames']} frames at {args.size}x{args.size} in {stats['seconds']} s -> {args.out}")
     return 0
 
 
@@ -97,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="espeak-ng voices of the val/test speakers, comma-separated (e.g. fr,de for unseen languages)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_synth)
+
+    p = sub.add_parser("prepare", help="aligned face crops, audio and landmarks of a corpus, ready for training")
+    p.add_argument("--corpus", required=True, help="a SynthGRID folder (from `synth`)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--size", type=int, default=128, help="crop size in pixels")
+    p.add_argument("--margin", type=float, default=0.0, help="extra context around the face (0.2 = face 20%% smaller)")
+    p.add_argument("--max-per-speaker", type=int, default=None, help="at most this many utterances per speaker")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_prepare)
 
     p = sub.add_parser("say", help="render one SynthGRID clip of any text to an mp4")
     p.add_argument("text", help="what to say")
