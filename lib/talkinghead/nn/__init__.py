@@ -1,0 +1,1 @@
+"""Building blocks shared by architectures, and the measurement networks (landmarks, SyncNet)."""
