@@ -1,6 +1,7 @@
 """Command line: ``python -m talkinghead <command>``.
 
-Commands: ``synth`` (generate a SynthGRID corpus), ``prepare`` (aligned crops for training), ``say`` (render one SynthGRID clip of any text),
+Commands: ``synth`` (generate a SynthGRID corpus), ``prepare`` (aligned crops for training), ``train landmarks|syncnet``,
+``eval`` (metrics beside the static and ground-truth baselines), ``say`` (render one SynthGRID clip of any text),
 ``contact-sheet`` (the SynthGRID picture in docs/), ``bench`` (speed measurements for docs/BENCHMARKS.md).
 """
 from __future__ import annotations
@@ -32,16 +33,6 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare(args: argparse.Namespace) -> int:
-    from talkinghead.data.prepare import prepare_corpus
-
-    meta = prepare_corpus(args.corpus, args.out, size=args.size, margin=args.margin,
-                          max_per_speaker=args.max_per_speaker, progress=not args.quiet)
-    stats = meta["stats"]
-    print(f"prepared {stats['clips']} clips, {stats['frames']} frames at {args.size}x{args.size} in {stats['seconds']} s -> {args.out}")
-    return 0
-
-
 def _say(args: argparse.Namespace) -> int:
     from talkinghead.data.synthgrid import render_text
 
@@ -63,6 +54,12 @@ def _bench(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    if args.what == "dataset":
+        from talkinghead.data.datasets import bench_dataset
+
+        if not args.data:
+            raise ValueError("bench dataset needs --data DIR: a prepared corpus (python -m talkinghead prepare)")
+        return bench_dataset(args)
     if args.what == "features":
         from talkinghead.audio.features import frame_features
 
@@ -108,14 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_synth)
 
-    p = sub.add_parser("prepare", help="aligned face crops, audio and landmarks of a corpus, ready for training")
-    p.add_argument("--corpus", required=True, help="a SynthGRID folder (from `synth`)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--size", type=int, default=128, help="crop size in pixels")
-    p.add_argument("--margin", type=float, default=0.0, help="extra context around the face (0.2 = face 20%% smaller)")
-    p.add_argument("--max-per-speaker", type=int, default=None, help="at most this many utterances per speaker")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_prepare)
+    from talkinghead.data.prepare import add_prepare_parser
+    from talkinghead.metrics.evaluate import add_eval_parser
+    from talkinghead.nn.landmark_net import add_train_landmarks_parser
+    from talkinghead.nn.syncnet import add_train_syncnet_parser
+
+    add_prepare_parser(sub)
+    train = sub.add_parser("train", help="train a network on a prepared corpus").add_subparsers(dest="what", required=True)
+    add_train_landmarks_parser(train)
+    add_train_syncnet_parser(train)
+    add_eval_parser(sub)
 
     p = sub.add_parser("say", help="render one SynthGRID clip of any text to an mp4")
     p.add_argument("text", help="what to say")
@@ -134,7 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_contact_sheet)
 
     p = sub.add_parser("bench", help="measure speed: audio features or face rendering")
-    p.add_argument("what", choices=["features", "render"])
+    p.add_argument("what", choices=["features", "render", "dataset"])
+    p.add_argument("--data", default=None, help="prepared corpus for the dataset benchmark")
+    p.add_argument("--split", default="train")
+    p.add_argument("--T", type=int, default=16, help="frames per window (dataset benchmark)")
+    p.add_argument("--features", default="raw", help="audio features of the dataset benchmark: raw, mfcc or mel")
+    p.add_argument("--batches", type=int, default=30, help="batches of 32 timed (dataset benchmark)")
     p.add_argument("--seconds", type=float, default=60.0, help="audio length for the features benchmark")
     p.add_argument("--size", type=int, default=128, help="frame size for the render benchmark")
     p.add_argument("--repeats", type=int, default=5)
