@@ -43,7 +43,7 @@ from pathlib import Path
 from talkinghead.io import InputError
 
 __all__ = [
-    "ALIGN_UNITS", "GRID_DEFAULT_SPLIT", "SPLITS", "AlignedWord", "Utterance", "GridCorpus", "read_align",
+    "ALIGN_UNITS", "GRID_DEFAULT_SPLIT", "NO_VIDEO", "SPLITS", "AlignedWord", "Utterance", "GridCorpus", "read_align",
     "align_text",
 ]
 
@@ -183,7 +183,8 @@ class GridCorpus:
         names = set(_speaker_dirs(self.root))
         for parent in ("alignments", "align", "audio_25k", "audio", "video", "videos"):
             names |= set(_speaker_dirs(self.root / parent))
-        names |= {p.name[: -len("_50kHz")] for p in self.root.glob("s*_50kHz") if _SPEAKER.match(p.name[: -len("_50kHz")])}
+        fifty = (p.name.removesuffix("_50kHz") for p in self.root.glob("s*_50kHz"))
+        names |= {name for name in fifty if _SPEAKER.match(name)}
         if self.description is not None:
             names |= {s["id"] for s in self.description["speakers"]}
         return names
@@ -207,7 +208,7 @@ class GridCorpus:
         order = list(videos)
         if self.description is not None:  # keep SynthGRID's own utterance order (prepare's output follows it)
             listed = self.description["utterances"].get(speaker, [])
-            order = [u for u in listed if u in videos] + [u for u in videos if u not in set(listed)]
+            order = [u for u in listed if u in videos] + sorted(set(videos) - set(listed))
         utts = []
         for utt in order:
             align = aligns.get(utt)
@@ -256,7 +257,8 @@ class GridCorpus:
     def utterances(self, *, speaker: str | None = None, split: str | None = None) -> list[Utterance]:
         """The utterances of one speaker, of one split, or all (speaker by speaker, in the corpus's order)."""
         if speaker is not None and speaker not in self._utterances:
-            raise InputError(f"no speaker {speaker!r} with video in {self.root}: choose one of {', '.join(self.speakers)}")
+            raise InputError(f"no speaker {speaker!r} with video in {self.root}: "
+                             f"choose one of {', '.join(self.speakers)}")
         speakers = [speaker] if speaker is not None else self.speakers
         return [u for s in speakers if split is None or self.split[s] == split for u in self._utterances[s]]
 
@@ -269,4 +271,5 @@ class GridCorpus:
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{name} {len(self.speakers_in(name))}" for name in SPLITS)
-        return f"GridCorpus({str(self.root)!r}, kind={self.kind!r}, {len(self.speakers)} speakers ({counts}), {len(self)} utterances)"
+        return (f"GridCorpus({str(self.root)!r}, kind={self.kind!r}, {len(self.speakers)} speakers ({counts}), "
+                f"{len(self)} utterances)")

@@ -277,6 +277,6 @@ def bench_dataset(args) -> int:
         print(f"num_workers={workers}: {fast:5.0f} windows/s with dataset.loader, {plain:5.0f} with "
               f"DataLoader(batch_size=32){per_cpu}")
     thp = os.environ.get("THP_MEM_ALLOC_ENABLE", "0")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, "
-          f"torch {torch.__version__}, THP_MEM_ALLOC_ENABLE={thp}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.1f}, torch {torch.__version__}, THP_MEM_ALLOC_ENABLE={thp}")
     return 0

@@ -34,7 +34,10 @@ import numpy as np
 
 from talkinghead.face.align import estimate_alignment, warp
 
-__all__ = ["FORMAT", "BACKENDS", "PreparedCorpus", "prepare_corpus", "detect_clip_landmarks", "add_prepare_parser", "main_prepare"]
+__all__ = [
+    "FORMAT", "BACKENDS", "PreparedCorpus", "prepare_corpus", "detect_clip_landmarks", "add_prepare_parser",
+    "main_prepare",
+]
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +233,7 @@ def prepare_corpus(
     detect_every: int = 1,
     max_missing: float = 0.2,
     split_file: str | os.PathLike | None = None,
-    workers: int | None = None,
+    workers: int | None = 1,
     device=None,
 ) -> dict:
     """Prepare a GRID-layout corpus (SynthGRID or the real GRID) into ``out``. Returns the meta dict with ``stats``.
@@ -247,7 +250,7 @@ def prepare_corpus(
         detect_every: detect on every k-th frame and interpolate in between (1: every frame).
         max_missing: skip a clip when more than this fraction of its detected frames has no face.
         split_file: JSON overriding the corpus's split by speaker (see ``GridCorpus``).
-        workers: processes decoding and warping clips in parallel (default: one per core; 1: in this process).
+        workers: processes decoding and warping clips in parallel (None: one per core; 1: in this process).
         device: torch device for the "fan" and "synthgrid" backends (the caller's choice; default CPU).
 
     Raises:
@@ -267,7 +270,8 @@ def prepare_corpus(
     if isinstance(backend, str) and backend not in BACKENDS:
         raise ValueError(f"unknown landmark backend {backend!r}: use one of {', '.join(BACKENDS)}")
     grid = GridCorpus(corpus, split_file=split_file)
-    utterances = [u for s in grid.speakers if grid.split[s] in splits for u in grid.utterances(speaker=s)[:max_per_speaker]]
+    utterances = [u for s in grid.speakers if grid.split[s] in splits
+                  for u in grid.utterances(speaker=s)[:max_per_speaker]]
     if not utterances:
         raise InputError(f"{grid.root} has no speaker in the splits {', '.join(splits)}: "
                          f"its split is {grid.split}")
@@ -407,8 +411,9 @@ def main_prepare(args) -> int:
     splits = {}
     for speaker, info in meta["speakers"].items():
         splits.setdefault(info["split"], []).append(speaker)
-    print(f"prepared {stats['clips']} clips, {stats['frames']} frames at {args.size}x{args.size} in {stats['seconds']} s "
-          f"({stats['frames_per_second']:.0f} frames/s, {stats['workers']} workers; landmarks: {meta['landmarks']}) -> {args.out}")
+    print(f"prepared {stats['clips']} clips, {stats['frames']} frames at {args.size}x{args.size} in "
+          f"{stats['seconds']} s ({stats['frames_per_second']:.0f} frames/s, {stats['workers']} workers; "
+          f"landmarks: {meta['landmarks']}) -> {args.out}")
     print("speakers by split: " + ", ".join(f"{k}: {' '.join(v)}" for k, v in splits.items()))
     if stats["skipped"]:
         print("skipped clips: " + ", ".join(f"{n} {why}" for why, n in stats["skipped"].items()))
