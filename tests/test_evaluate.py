@@ -14,6 +14,7 @@ from talkinghead.metrics.evaluate import (
     BASELINES, METRICS, add_eval_parser, evaluate, from_folder, from_system, markdown_table, write_report,
 )
 from talkinghead.metrics.image import PSNR_CAP
+from talkinghead.metrics.landmarks import blink_metrics
 from talkinghead.nn.landmark_net import LandmarkNet, LandmarkNetConfig
 from talkinghead.nn.syncnet import SyncNet, SyncNetConfig
 
@@ -52,6 +53,10 @@ def test_baselines_have_every_metric_over_every_clip(report, prepared):
                 assert value["n"] == n_clips and np.isfinite(value["mean"]), (name, key, value)
     for clip in report["clips"]:
         assert set(clip["scores"]) == set(BASELINES) and clip["n_frames"] > 5
+    # Blinks of the real frames by their exact landmarks, the reference for the blink columns.
+    rates = [blink_metrics(prepared.clip_landmarks(c))["blink_rate"] for c in prepared.clips(SPLIT)]
+    assert report["exact"]["blink_rate"]["mean"] == pytest.approx(np.mean(rates))
+    assert report["reference_landmarks"] == prepared.meta["landmarks"]
 
 
 def test_ground_truth_is_the_reference_and_static_is_worse(report):
@@ -79,6 +84,7 @@ def test_report_files_are_written(report, tmp_path):
         assert sum(line.startswith(f"| {name} | 2 |") for line in table.splitlines()) == 2  # a row in each table
     for metric in METRICS.values():
         assert metric.label in table
+    assert "The exact landmarks of the real frames give" in table
     assert not list(tmp_path.glob("docs/.*tmp"))  # atomic writes leave no temporaries
 
 

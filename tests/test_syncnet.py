@@ -139,7 +139,6 @@ def _write_coded_corpus(root, *, clips_per_split: dict[str, int], n_frames: int 
 
 def test_tiny_training_loss_falls_and_evaluate_reports_the_requirements(tmp_path):
     _write_coded_corpus(tmp_path, clips_per_split={"train": 6, "val": 2})
-    torch.set_num_threads(1)
     net, history = train(tmp_path, cfg=SyncNetConfig.preset("tiny"), steps=60, batch_size=4, lr=3e-3, seed=0,
                          train_cfg=TrainConfig(span=8, max_shift=6), log_every=20)
     assert [row["step"] for row in history] == [20, 40, 60]
@@ -148,7 +147,9 @@ def test_tiny_training_loss_falls_and_evaluate_reports_the_requirements(tmp_path
     metrics = evaluate(net, tmp_path, "val", shift=3, max_offset=6)
     assert metrics["clips"] == 2
     assert set(metrics) >= {"real_offset_ok", "shifted_offset_ok", "real_lse_c", "static_lse_c", "real_lse_d", "static_lse_d"}
-    assert 0 <= metrics["real_offset_ok"] <= 1 and 0 <= metrics["shifted_offset_ok"] <= 1
+    # 60 steps are enough to learn this corpus's sync: held-out clips are found in sync, and their shifted copies shifted.
+    assert metrics["real_offset_ok"] == 1 and metrics["shifted_offset_ok"] == 1
+    assert metrics["real_lse_c"] > 5 * metrics["static_lse_c"]
 
 
 def test_from_pretrained_round_trip_and_strict_shapes(tmp_path):

@@ -12,7 +12,10 @@ frames from the clip's identity frame (its first frame) and audio, and is scored
 Landmarks of the generated frames *and* of the reference frames are measured by the same SynthGRID landmark
 network, so the network's own bias cancels in LMD (the ``ground truth`` row has LMD 0 by construction). The
 network's own error is reported too: ``lmd_exact`` compares its landmarks with the exact SynthGRID landmarks
-of the reference frames, which for ``ground truth`` is the detector's error and bounds what LMD can resolve.
+of the reference frames, which for ``ground truth`` is the detector's error and bounds what LMD can resolve; the
+report also gives the blink rate and duration of the real frames by their exact landmarks, which the ground
+truth row's blink figures should match. ("Exact" are the landmarks the corpus was prepared with: SynthGRID's own,
+or a detector's for a real corpus, named in the report as ``reference_landmarks``.)
 
 Frame 0 is the identity frame every system is given (``static`` repeats it), so the reference-based per-frame
 metrics (PSNR, SSIM, LMD) score frames 1 … T-1; sequence metrics (sync, blinks, mouth correlation) and CPBD use
@@ -264,7 +267,8 @@ def evaluate(
         progress: show a progress bar over clips.
     Returns:
         the report: ``{"data", "split", "size", "n_clips", "seconds", "psnr_cap", "metrics", "systems": {name:
-        {metric: {"mean", "std", "n"}}}, "clips": [{"speaker", "utt", "n_frames", "scores": {name: {metric: value}}}]}``.
+        {metric: {"mean", "std", "n"}}}, "exact": blink rate and duration of the real frames by their exact
+        landmarks, "clips": [{"speaker", "utt", "n_frames", "scores": {name: {metric: value}}, "exact"}]}``.
     """
     from tqdm.auto import tqdm
 
@@ -296,7 +300,10 @@ def evaluate(
             lmk = reference_lmk if frames is reference else None
             scores[name] = score_clip(frames, clip, reference_lmk=reference_lmk, landmark_net=landmark_net,
                                       sync_net=sync_net, lmk=lmk, fps=fps)
-        per_clip.append({"speaker": clip.speaker, "utt": clip.utt, "n_frames": clip.n_frames, "scores": scores})
+        # Blinks of the real frames by their exact landmarks: what the landmark network's blink counts should find.
+        exact_blinks = blink_metrics(clip.landmarks, fps=fps)
+        per_clip.append({"speaker": clip.speaker, "utt": clip.utt, "n_frames": clip.n_frames, "scores": scores,
+                         "exact": {k: exact_blinks[k] for k in ("blink_rate", "blink_duration")}})
     return {
         "data": str(corpus.root),
         "split": split,
@@ -304,10 +311,12 @@ def evaluate(
         "n_clips": len(per_clip),
         "seconds": round(time.perf_counter() - start, 1),
         "psnr_cap": PSNR_CAP,
+        "reference_landmarks": corpus.meta.get("landmarks", "unknown"),
         "metrics": {k: m.label for k, m in METRICS.items()},
         "systems": {
             name: {k: _summary([c["scores"][name][k] for c in per_clip]) for k in METRICS} for name in sources
         },
+        "exact": {k: _summary([c["exact"][k] for c in per_clip]) for k in ("blink_rate", "blink_duration")},
         "clips": per_clip,
     }
 
@@ -318,9 +327,10 @@ def evaluate(
 def _cell(summary: dict, metric: Metric) -> str:
     if summary["mean"] is None:
         return "–"
+    mean = round(summary["mean"], metric.digits) + 0.0  # + 0.0: no "-0.0"
     if not metric.spread:
-        return f"{summary['mean']:.{metric.digits}f}"
-    return f"{summary['mean']:.{metric.digits}f} ± {summary['std']:.{metric.digits}f}"
+        return f"{mean:.{metric.digits}f}"
+    return f"{mean:.{metric.digits}f} ± {summary['std']:.{metric.digits}f}"
 
 
 def markdown_table(report: dict) -> str:
@@ -341,13 +351,17 @@ def markdown_table(report: dict) -> str:
             cells = [name, str(report["n_clips"])] + [_cell(summaries[k], METRICS[k]) for k in keys]
             lines.append("| " + " | ".join(cells) + " |")
     n_blinks = {name: s["blink_duration"]["n"] for name, s in report["systems"].items()}
+    exact = report["exact"]
+    exact_duration = "–" if exact["blink_duration"]["mean"] is None else f"{exact['blink_duration']['mean']:.3f} s"
     lines += [
         "",
         "LMD: mean distance of the 20 mouth points (face: all 68) between the system's frames and the real ones, both "
         "measured by the SynthGRID landmark network, frames 1 … T-1; LMD vs exact: the network's mouth points against "
         "the exact SynthGRID landmarks (for ground truth: the network's own error). Offset 0±1: share of clips whose AV "
         "offset is within one frame. Blink duration averages the clips with at least one blink "
-        f"({', '.join(f'{k}: {v}' for k, v in n_blinks.items())}).",
+        f"({', '.join(f'{k}: {v}' for k, v in n_blinks.items())}). The exact landmarks of the real frames give "
+        f"{exact['blink_rate']['mean']:.3f} blinks/s and {exact_duration} per blink ({exact['blink_duration']['n']} clips "
+        "with blinks): the ground truth row's blink figures should come close.",
     ]
     return "\n".join(lines) + "\n"
 
