@@ -23,6 +23,7 @@ from talkinghead.nn.landmark_net import (
     add_train_landmarks_parser,
     augment,
     evaluate,
+    heatmap_loss,
     soft_argmax,
     train,
 )
@@ -62,6 +63,15 @@ def test_soft_argmax_is_sub_pixel():
     points = soft_argmax(heatmaps, stride=4.0)
     assert torch.allclose(points[0, 0], torch.tensor([5.5 * 4, 2.5 * 4]))
     assert torch.allclose(points[0, 1], torch.tensor([2.0 * 4, 3.5 * 4]))
+
+
+def test_heatmap_loss_wants_a_peak_at_the_point():
+    lmk = torch.tensor([[[9.0, 14.0]]])  # (1, 1, 2) pixels; stride 4 -> cell (2.25, 3.5)
+    xs, ys = torch.arange(8) + 0.5, torch.arange(8) + 0.5
+    peak = -((xs[None, :] - 2.25) ** 2 + (ys[:, None] - 3.5) ** 2) / 2  # log of the target Gaussian (sigma 1 cell)
+    assert heatmap_loss(peak[None, None], lmk, stride=4.0) < 1e-5
+    assert heatmap_loss(torch.zeros(1, 1, 8, 8), lmk, stride=4.0) > 1.0  # flat: far from it
+    assert heatmap_loss(peak.roll(2, 1)[None, None], lmk, stride=4.0) > 1.0  # a peak in the wrong place
 
 
 @pytest.mark.parametrize("flip_p", [0.0, 1.0])

@@ -114,7 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a network on a prepared corpus").add_subparsers(dest="what", required=True)
     add_train_landmarks_parser(train)
     add_train_syncnet_parser(train)
+    from talkinghead.models.sda import add_train_sda_parser
+
+    add_train_sda_parser(train)
     add_eval_parser(sub)
+    from talkinghead.stylegan2.convert import add_convert_parser
+
+    add_convert_parser(sub)
 
     p = sub.add_parser("say", help="render one SynthGRID clip of any text to an mp4")
     p.add_argument("text", help="what to say")

@@ -37,7 +37,7 @@ from torch import nn
 
 __all__ = [
     "WEIGHTS_NAME", "PRESETS", "MIRROR", "LandmarkNetConfig", "AugmentConfig", "LandmarkNet", "soft_argmax", "gaussian_blur", "augment",
-    "landmark_loss", "train", "evaluate", "add_train_landmarks_parser", "main_train_landmarks",
+    "landmark_loss", "heatmap_loss", "train", "evaluate", "add_train_landmarks_parser", "main_train_landmarks",
 ]
 
 WEIGHTS_NAME = "landmarks_synthgrid.safetensors"
@@ -339,6 +339,27 @@ def landmark_loss(pred: torch.Tensor, lmk: torch.Tensor) -> torch.Tensor:
     return (pred - lmk).abs().mean()
 
 
+def heatmap_loss(heatmaps: torch.Tensor, lmk: torch.Tensor, *, stride: float, sigma: float = 1.0) -> torch.Tensor:
+    """KL divergence from a Gaussian around each true point to the heatmap's softmax (Nibali et al., 2018).
+
+    Soft-argmax alone lets a heatmap spread over the whole face and act as a global regressor, which learns the
+    average eye and misses a blink; this term keeps each heatmap a local peak, decided by what is drawn there.
+
+    Args:
+        heatmaps: (B, K, H, W) logits; cell (i, j) covers pixels [j·stride, (j+1)·stride) × [i·stride, (i+1)·stride).
+        lmk: (B, K, 2) true points in pixels.
+        sigma: the Gaussian's standard deviation in heatmap cells.
+    """
+    B, K, H, W = heatmaps.shape
+    xs = torch.arange(W, device=heatmaps.device, dtype=heatmaps.dtype) + 0.5  # cell centres, in cells
+    ys = torch.arange(H, device=heatmaps.device, dtype=heatmaps.dtype) + 0.5
+    gx = -((xs - lmk[..., 0:1] / stride) ** 2) / (2 * sigma**2)  # (B, K, W)
+    gy = -((ys - lmk[..., 1:2] / stride) ** 2) / (2 * sigma**2)  # (B, K, H)
+    log_target = (gy[..., :, None] + gx[..., None, :]).flatten(2).log_softmax(-1)  # (B, K, H·W)
+    log_prob = heatmaps.flatten(2).log_softmax(-1)
+    return (log_target.exp() * (log_target - log_prob)).sum(-1).mean()
+
+
 def _split_indices(corpus, split: str) -> np.ndarray:
     """Frame indices of every clip of ``split`` in a PreparedCorpus."""
     from talkinghead.io import InputError
@@ -379,13 +400,16 @@ def train(
     seed: int = 0,
     log_every: int = 50,
     blink_share: float = 0.25,
+    heatmap_weight: float = 1.0,
     aug: AugmentConfig = AugmentConfig(),
     device: str | torch.device = "cpu",
+    init: LandmarkNet | None = None,
     callback: Callable[[dict], None] | None = None,
 ) -> tuple[LandmarkNet, list[dict]]:
     """Train a landmark net on the train split of a prepared SynthGRID corpus (``talkinghead.data.prepare``).
 
-    Random batches of frames with their exact landmarks, augmented (``augment``); AdamW with a one-cycle schedule.
+    Random batches of frames with their exact landmarks, augmented (``augment``); loss: L1 on the points plus
+    ``heatmap_loss``; AdamW with a one-cycle schedule.
     Closed and closing eyes are rare (blinks fill ~5 % of frames) and move only a few points by a few pixels, so
     drawn uniformly they barely count in the loss and the net learns open eyes only: ``blink_share`` of the draws
     go to frames whose eye aspect ratio is below 0.75 × its clip's median.
@@ -395,7 +419,9 @@ def train(
         steps, batch_size, lr, seed: the optimisation (same seed, same run on the same machine).
         log_every: steps between history rows.
         blink_share: fraction of the frames drawn from those with closing or closed eyes.
-        callback: called with each history row ``{step, loss, px, lr, seconds}`` (loss: L1 px; px: mean point
+        heatmap_weight: weight of ``heatmap_loss`` beside the L1 loss on the points.
+        init: fine-tune this net (its config must equal ``cfg``) instead of starting from random weights.
+        callback: called with each history row ``{step, loss, px, lr, seconds}`` (loss: the total; px: mean point
             distance on the augmented training batches since the last row).
     Returns:
         (model in eval mode, history rows).
@@ -411,7 +437,9 @@ def train(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = LandmarkNet(cfg).to(device).train()
+    if init is not None and init.cfg != cfg:
+        raise ValueError(f"init net has config {init.cfg}, not {cfg}")
+    model = (init if init is not None else LandmarkNet(cfg)).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     history, losses, errors = [], [], []
@@ -419,14 +447,17 @@ def train(
     for step in range(1, steps + 1):
         batch = np.sort(rng.choice(indices, size=min(batch_size, len(indices)), replace=False, p=probs))  # sorted: sequential memmap reads
         images, lmk = augment(_to_images(corpus.frames[batch]), torch.from_numpy(corpus.landmarks[batch].copy()), aug=aug, generator=generator)
-        pred = model(images.to(device))
-        loss = landmark_loss(pred, lmk.to(device))
+        images, lmk = images.to(device), lmk.to(device)
+        heatmaps = model.heatmaps(images)  # (B, 68, S/4, S/4)
+        stride = cfg.size / heatmaps.shape[-1]
+        pred = soft_argmax(heatmaps, stride=stride)
+        loss = landmark_loss(pred, lmk) + heatmap_weight * heatmap_loss(heatmaps, lmk, stride=stride)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
         losses.append(loss.item())
-        errors.append((pred.detach() - lmk.to(device)).norm(dim=-1).mean().item())
+        errors.append((pred.detach() - lmk).norm(dim=-1).mean().item())
         if step % log_every == 0 or step == steps:
             row = {"step": step, "loss": float(np.mean(losses)), "px": float(np.mean(errors)), "lr": sched.get_last_lr()[0],
                    "seconds": time.perf_counter() - start}
@@ -501,6 +532,9 @@ def add_train_landmarks_parser(sub: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (one-cycle)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--blink-share", type=float, default=0.25, help="fraction of training frames drawn from blinks")
+    p.add_argument("--heatmap-weight", type=float, default=1.0, help="weight of the heatmap (KL) term beside the L1 loss")
+    p.add_argument("--init", default=None, help="fine-tune from these weights (a .safetensors path) instead of random ones")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--eval-frames", type=int, default=None, help="evaluate on this many frames per split (default: all)")
     p.add_argument("--log-every", type=int, default=100)
@@ -537,8 +571,18 @@ def main_train_landmarks(args: argparse.Namespace) -> int:
     def report(row: dict) -> None:
         print(f"step {row['step']:6d}  loss {row['loss']:.3f}  train px {row['px']:.3f}  lr {row['lr']:.2e}  {row['seconds']:.0f} s", flush=True)
 
+    init, init_steps = None, 0
+    if args.init:
+        from talkinghead.hub import read_manifest
+
+        init_path = Path(args.init)
+        init = LandmarkNet.from_pretrained(init_path.name, root=init_path.parent)
+        if init.cfg != cfg:
+            raise SystemExit(f"--init {args.init} is a {init.cfg} net, not --config {args.config}")
+        init_steps = int(read_manifest(init_path.parent).get(init_path.name, {}).get("steps", 0))
     model, history = train(args.data, cfg=cfg, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                           log_every=args.log_every, callback=report)
+                           log_every=args.log_every, blink_share=args.blink_share, heatmap_weight=args.heatmap_weight,
+                           init=init, callback=report)
     seconds = history[-1]["seconds"]
     metrics: dict[str, object] = {}
     for split in ("val", "test"):
@@ -557,9 +601,11 @@ def main_train_landmarks(args: argparse.Namespace) -> int:
         model.state_dict(), args.name, root=args.out,
         config=args.config,
         data=_data_description(corpus, args.data),
-        steps=args.steps,
+        steps=init_steps + args.steps,
         metrics=metrics,
-        training={"batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "seconds": round(seconds, 1),
+        training={"init": f"{Path(args.init).name} ({init_steps} steps), fine-tuned {args.steps} steps" if args.init else None,
+                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "blink_share": args.blink_share,
+                  "heatmap_weight": args.heatmap_weight, "seconds": round(seconds, 1),
                   "threads": torch.get_num_threads(), "parameters": sum(p.numel() for p in model.parameters())},
     )
     print(f"trained {args.steps} steps in {seconds:.0f} s -> {path} ({path.stat().st_size / 1e6:.2f} MB)")

@@ -1,0 +1,101 @@
+"""The command line every GAN architecture shares: ``python -m talkinghead train <arch> --config … --data … --out …``.
+
+An architecture registers a subcommand with ``add_fit_parser(sub, name, presets=…, make_task=…)``; the options
+below map one to one onto ``training.fit``. ``--set field=value`` replaces any field of the preset (a number,
+a tuple written ``16,32,64``, or a string), and the run's config is stored with every checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import json
+from collections.abc import Callable
+
+__all__ = ["add_fit_parser", "parse_overrides"]
+
+
+def parse_overrides(items: list[str], config_type) -> dict:
+    """``["lr_G=2e-4", "T=24", "discriminators=frame"]`` → typed values for ``config_type``'s fields."""
+    fields = {f.name: f for f in dataclasses.fields(config_type)}
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in fields:
+            raise ValueError(f"--set {item!r}: use FIELD=VALUE with FIELD one of {', '.join(fields)}")
+        default = getattr(config_type(), key)
+        if isinstance(default, tuple):
+            parts = [p for p in text.split(",") if p.strip()]
+            value = tuple(ast.literal_eval(p) if p.strip()[0].isdigit() or p.strip()[0] in "-." else p.strip() for p in parts)
+        elif isinstance(default, str):
+            value = text
+        else:
+            value = type(default)(ast.literal_eval(text))
+        out[key] = value
+    return out
+
+
+def add_fit_parser(
+    sub: argparse._SubParsersAction,
+    name: str,
+    *,
+    help: str,
+    config_type,
+    make_task: Callable,
+    default_config: str = "synth128",
+    ship: Callable | None = None,
+) -> argparse.ArgumentParser:
+    """Add ``name`` to ``python -m talkinghead train`` with the shared options; ``make_task(cfg)`` builds the task
+    and ``ship(result, args)`` (optional, with ``--ship``) measures and writes the weights."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("--data", required=True, help="prepared corpus (python -m talkinghead prepare)")
+    p.add_argument("--out", required=True, help="run folder: log.jsonl, checkpoints/, samples/")
+    p.add_argument("--config", default=default_config, help=f"preset ({default_config}, tiny, paper, …)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="replace a field of the preset (repeatable)")
+    p.add_argument("--steps", type=int, required=True, help="total optimisation steps")
+    p.add_argument("--batch-size", type=int, default=8, help="windows per micro-batch per process")
+    p.add_argument("--accum", type=int, default=1, help="micro-batches per optimiser step")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"], help="GPU only")
+    p.add_argument("--grad-clip", type=float, default=None)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--eval-every", type=int, default=0, help="steps between evaluations on --eval-clips val clips (0: never)")
+    p.add_argument("--eval-clips", type=int, default=8)
+    p.add_argument("--sample-every", type=int, default=0, help="steps between sample videos (0: never)")
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--max-seconds", type=float, default=None, help="stop (with a checkpoint) after this long; resume later")
+    p.add_argument("--no-resume", action="store_true", help="start over even if --out has a checkpoint")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even where a GPU is present")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    if ship is not None:
+        p.add_argument("--ship", default=None, metavar="NAME", help="when done, measure on the test split and write weights/NAME")
+    p.set_defaults(func=lambda args: _run(args, config_type=config_type, make_task=make_task, ship=ship))
+    return p
+
+
+def _run(args: argparse.Namespace, *, config_type, make_task: Callable, ship: Callable | None) -> int:
+    import torch
+
+    from talkinghead.training import fit
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = config_type.preset(args.config, **parse_overrides(args.set, config_type))
+    print("config:", json.dumps(cfg.to_dict()), flush=True)
+    result = fit(
+        make_task(cfg), args.data, out=args.out, steps=args.steps, batch_size=args.batch_size, accum=args.accum,
+        seed=args.seed, mixed_precision=args.mixed_precision, grad_clip=args.grad_clip, ema_decay=args.ema_decay,
+        eval_every=args.eval_every, eval_clips=args.eval_clips, sample_every=args.sample_every,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every, resume=not args.no_resume,
+        max_seconds=args.max_seconds, progress=not args.quiet, cpu=args.cpu,
+        callbacks=[lambda row: print(json.dumps(row), flush=True)] if args.quiet else (),
+    )
+    print(f"stopped at step {result.step}; checkpoint {result.checkpoint}")
+    if ship is not None and getattr(args, "ship", None):
+        if result.step < args.steps:
+            print("not shipping: the run stopped before --steps; resume it first")
+            return 1
+        ship(result, args, cfg)
+    return 0

@@ -1,0 +1,229 @@
+"""SDA (Temporal GAN): shapes, streaming, losses, training through fit(), shipping and loading."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from talkinghead.data.prepare import prepare_corpus
+from talkinghead.data.synthgrid.corpus import generate_corpus
+from talkinghead.models.sda import (
+    PRESETS,
+    Config,
+    FrameDiscriminator,
+    Generator,
+    SDATask,
+    SequenceDiscriminator,
+    SyncDiscriminator,
+    build_nets,
+    build_optimizers,
+    generate,
+    load_generator,
+    lower_half_l1,
+    stream,
+    train_step,
+)
+from talkinghead.training import fit
+
+CFG = Config.preset("tiny")
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """One SynthGRID speaker, two clips, prepared at the tiny preset's 32 px."""
+    root = tmp_path_factory.mktemp("sda")
+    generate_corpus(root / "corpus", speakers=1, per_speaker=2, size=64, seed=0, workers=1, progress=False)
+    prepare_corpus(root / "corpus", root / "prepared", size=32, workers=1, progress=False)
+    return root / "prepared"
+
+
+def _batch(B=2, T=CFG.T, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "identity": torch.rand(B, 3, CFG.height, CFG.width, generator=g) * 2 - 1,
+        "video": torch.rand(B, T, 3, CFG.height, CFG.width, generator=g) * 2 - 1,
+        "audio": (torch.rand(B, T, CFG.audio_window, generator=g) * 2 - 1) * 0.1,
+    }
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_builds_with_the_shapes_it_promises(name):
+    cfg = Config.preset(name)
+    with torch.device("meta"):
+        G = Generator(cfg)
+        still = torch.empty(1, 3, cfg.height, cfg.width)
+        frames, state = G(still, torch.empty(1, 3, cfg.audio_window), noise=torch.empty(1, 3, cfg.noise_dim))
+    assert frames.shape == (1, 3, 3, cfg.height, cfg.width)
+    assert state.frame == 3
+    # Identity encoder: len(enc_channels) stride-2 convs + one to 1×1 = 6 layers at the paper sizes.
+    if name != "tiny":
+        assert len(G.identity_encoder.blocks) + 1 == 6
+
+
+def test_generator_output_range_and_shape_checks():
+    torch.manual_seed(0)
+    G = Generator(CFG).eval()
+    b = _batch()
+    frames, _ = G(b["identity"], b["audio"], seed=0)
+    assert frames.shape == (2, CFG.T, 3, 32, 32)
+    assert frames.abs().max() <= 1
+    with pytest.raises(ValueError, match="still frame must have shape"):
+        G(b["identity"][:, :, :16], b["audio"])
+    with pytest.raises(ValueError, match="audio windows must have shape"):
+        G(b["identity"], b["audio"][..., :100])
+
+
+def test_noise_changes_frames_and_the_seed_fixes_them():
+    torch.manual_seed(0)
+    G = Generator(CFG).eval()
+    b = _batch(B=1)
+    a, _ = G(b["identity"], b["audio"], seed=1)
+    again, _ = G(b["identity"], b["audio"], seed=1)
+    other, _ = G(b["identity"], b["audio"], seed=2)
+    assert torch.equal(a, again)
+    assert not torch.allclose(a, other)
+
+
+def test_audio_drives_the_frames():
+    torch.manual_seed(0)
+    G = Generator(CFG).eval()
+    b = _batch(B=1)
+    audio = b["audio"].requires_grad_(True)
+    frames, _ = G(b["identity"], audio, seed=0)
+    frames[:, 3].sum().backward()
+    grad = audio.grad.abs().sum(-1)[0]  # (T,)
+    # Frame 3 depends on the audio of frames 0 … 3 (the GRU looks back) and never on later audio.
+    assert torch.all(grad[:4] > 0) and torch.all(grad[4:] == 0)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 30])
+def test_streamed_generation_equals_all_at_once(chunk):
+    torch.manual_seed(0)
+    G = Generator(CFG).eval()
+    identity = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    audio = np.random.default_rng(1).uniform(-0.1, 0.1, 16000).astype(np.float32)  # 1 s → 25 frames
+    whole = generate(G, identity, audio, seed=3, chunk=1000)
+    assert whole.shape == (25, 32, 32, 3) and whole.dtype == np.uint8
+    parts = list(stream(G, identity, audio, seed=3, chunk=chunk))
+    assert [len(p) for p in parts] == [min(chunk, 25 - i) for i in range(0, 25, chunk)]
+    np.testing.assert_array_equal(generate(G, identity, audio, seed=3, chunk=chunk), whole)
+
+
+def test_discriminators_score_batches():
+    torch.manual_seed(0)
+    b = _batch()
+    assert FrameDiscriminator(CFG)(b["video"][:, 0], b["identity"]).shape == (2,)
+    assert SequenceDiscriminator(CFG)(b["video"], b["audio"]).shape == (2,)
+    sync = SyncDiscriminator(CFG)
+    logits = sync(b["video"][:, : CFG.sync_frames], b["audio"][:, 0])
+    assert logits.shape == (2,)
+    # Identical embeddings are the most "in sync" a pair can be: the logit is the bias.
+    assert torch.all(logits <= sync.bias + 1e-6)
+
+
+def test_lower_half_l1_ignores_the_upper_half():
+    real = torch.zeros(1, 2, 3, 8, 8)
+    fake = real.clone()
+    fake[..., :4, :] = 1.0  # upper half differs only
+    assert lower_half_l1(fake, real) == 0
+    fake[..., 4:, :] = 0.5
+    assert lower_half_l1(fake, real) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("discriminators, nets", [((), {"G"}), (("frame",), {"G", "D_frame"}),
+                                                   (("frame", "seq", "sync"), {"G", "D_frame", "D_seq", "D_sync"})])
+def test_ablations_build_the_nets_they_name(discriminators, nets):
+    cfg = Config.preset("tiny", discriminators=discriminators)
+    built = build_nets(cfg)
+    assert set(built) == nets
+    assert [p.name for p in SDATask(cfg).phases] == (["D", "G"] if discriminators else ["G"])
+
+
+def test_train_step_moves_each_net_only_in_its_phase():
+    torch.manual_seed(0)
+    nets = build_nets(CFG)
+    opts = build_optimizers(nets, CFG)
+    before = {k: [p.detach().clone() for p in v.parameters()] for k, v in nets.items()}
+    logs = train_step(_batch(), nets, opts, CFG)
+    assert set(logs) == {"D_frame", "D_seq", "D_sync", "L1", "G_frame", "G_seq", "G_sync"}
+    assert all(np.isfinite(v) for v in logs.values())
+    for name, net in nets.items():
+        moved = any(not torch.equal(a, p) for a, p in zip(before[name], net.parameters()))
+        assert moved, name
+
+
+def test_l1_falls_when_fitting_one_batch():
+    torch.manual_seed(0)
+    cfg = Config.preset("tiny", discriminators=(), lr_G=2e-3)
+    nets, batch = build_nets(cfg), _batch()
+    batch["video"] = batch["identity"][:, None].expand_as(batch["video"]).clone()  # learnable: the still frame
+    opts = build_optimizers(nets, cfg)
+    first = train_step(batch, nets, opts, cfg)["L1"]
+    for _ in range(30):
+        last = train_step(batch, nets, opts, cfg)["L1"]
+    assert last < 0.6 * first
+
+
+def test_fit_resumes_exactly(prepared, tmp_path):
+    """Two steps, stop, resume for two more == four steps straight (bit-identical on one machine)."""
+    task = SDATask(CFG)
+    kwargs = dict(batch_size=2, seed=0, log_every=1, progress=False, checkpoint_every=0)
+    straight = fit(task, prepared, out=tmp_path / "a", steps=4, **kwargs)
+    fit(task, prepared, out=tmp_path / "b", steps=2, **kwargs)
+    resumed = fit(task, prepared, out=tmp_path / "b", steps=4, **kwargs)
+    assert resumed.step == 4 and [r["step"] for r in resumed.history] == [3, 4]
+    for name in ("G", "D_frame", "D_seq", "D_sync", "G_ema"):
+        for (k, a), b in zip(straight.nets[name].state_dict().items(), resumed.nets[name].state_dict().values()):
+            assert torch.equal(a, b), (name, k)
+    rows = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert straight.history[2]["L1"] == pytest.approx(rows[2]["L1"], abs=0)
+
+
+def test_fit_accumulation_sees_the_windows_of_a_bigger_batch(prepared, tmp_path):
+    """accum=2 × batch 2 draws the same four windows as one batch of 4 and logs the mean of its micro-batches
+    (the first step's L1 is measured before any update; only batch-norm statistics differ between the two)."""
+    cfg = Config.preset("tiny", discriminators=())
+    a = fit(SDATask(cfg), prepared, out=tmp_path / "a", steps=1, batch_size=2, accum=2, progress=False, log_every=1)
+    b = fit(SDATask(cfg), prepared, out=tmp_path / "b", steps=1, batch_size=4, progress=False, log_every=1)
+    # Same four windows in both runs (the stream deals the same permutation), so the averaged L1 agrees.
+    assert a.history[0]["L1"] == pytest.approx(b.history[0]["L1"], rel=0.05)
+
+
+def test_fit_refuses_a_checkpoint_of_another_config(prepared, tmp_path):
+    fit(SDATask(CFG), prepared, out=tmp_path, steps=1, batch_size=2, progress=False)
+    with pytest.raises(ValueError, match="another config"):
+        fit(SDATask(Config.preset("tiny", lr_G=1e-3)), prepared, out=tmp_path, steps=2, batch_size=2, progress=False)
+
+
+def test_cli_trains_resumes_and_ships(prepared, tmp_path, capsys):
+    from talkinghead.cli import main
+    from talkinghead.hub import read_manifest
+
+    out, weights = tmp_path / "run", tmp_path / "weights"
+    args = ["train", "sda", "--config", "tiny", "--data", str(prepared), "--out", str(out), "--batch-size", "2", "--quiet",
+            "--set", "discriminators=frame", "--log-every", "1"]
+    assert main(args + ["--steps", "1"]) == 0
+    assert main(args + ["--steps", "2"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    assert (out / "checkpoints" / "latest").read_text() == "step_00000002"
+    assert main(["train", "sda", "--config", "tiny", "--data", str(prepared), "--set", "nope=1", "--out", str(out), "--steps", "1"]) == 2
+    assert "FIELD one of" in capsys.readouterr().err
+
+
+def test_load_generator_round_trip(tmp_path):
+    from talkinghead.hub import WeightsError, save_weights
+
+    torch.manual_seed(0)
+    cfg = Config.preset("tiny", identity_dim=12)
+    G = Generator(cfg).eval()
+    save_weights(G.state_dict(), "sda_test.safetensors", root=tmp_path, half=False, config=cfg.name, config_dict=cfg.to_dict())
+    loaded = load_generator("sda_test.safetensors", root=tmp_path)
+    assert loaded.cfg == cfg
+    b = _batch(B=1)
+    assert torch.equal(G(b["identity"], b["audio"], seed=0)[0], loaded(b["identity"], b["audio"], seed=0)[0])
+    save_weights(G.state_dict(), "bare.safetensors", root=tmp_path, config=cfg.name)
+    with pytest.raises(WeightsError, match="config_dict"):
+        load_generator("bare.safetensors", root=tmp_path)

@@ -1,0 +1,294 @@
+"""StyleGAN2 custom ops: the references against dense formulas, gradients to second order, and the autograd plumbing
+of the CUDA path (driven on CPU by a Python stand-in for the kernels, and on a GPU by the real ones)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import talkinghead.stylegan2.ops.bias_act as bias_act_module
+import talkinghead.stylegan2.ops.upfirdn2d as upfirdn2d_module
+from talkinghead.stylegan2.ops.bias_act import ACTIVATIONS, bias_act
+from talkinghead.stylegan2.ops.conv2d_resample import conv2d_resample
+from talkinghead.stylegan2.ops.upfirdn2d import downsample2d, setup_filter, upfirdn2d, upsample2d
+
+torch.set_num_threads(1)
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def dense_upfirdn2d(x: np.ndarray, f: np.ndarray, up: int, down: int, pads, flip: bool, gain: float) -> np.ndarray:
+    """The definition, pixel by pixel: zero insertion, padding, convolution with f (flipped taps), decimation."""
+    left, right, top, bottom = pads
+    n, c, h, w = x.shape
+    u = np.zeros((n, c, h * up, w * up))
+    u[:, :, ::up, ::up] = x
+    padded = np.zeros((n, c, h * up + max(top, 0) + max(bottom, 0), w * up + max(left, 0) + max(right, 0)))
+    padded[:, :, max(top, 0) : max(top, 0) + h * up, max(left, 0) : max(left, 0) + w * up] = u
+    padded = padded[:, :, max(-top, 0) : padded.shape[2] - max(-bottom, 0), max(-left, 0) : padded.shape[3] - max(-right, 0)]
+    g = f if flip else f[::-1, ::-1]
+    fh, fw = f.shape
+    out_h, out_w = (padded.shape[2] - fh) // down + 1, (padded.shape[3] - fw) // down + 1
+    out = np.zeros((n, c, out_h, out_w))
+    for oy in range(out_h):
+        for ox in range(out_w):
+            patch = padded[:, :, oy * down : oy * down + fh, ox * down : ox * down + fw]
+            out[:, :, oy, ox] = (patch * g).sum(axis=(2, 3))
+    return out * gain
+
+
+@pytest.mark.parametrize(
+    "up,down,pads,flip",
+    [(1, 1, (0, 0, 0, 0), False), (2, 1, (2, 1, 2, 1), False), (1, 2, (1, 1, 1, 1), False), (3, 2, (1, -1, 2, 0), True), (2, 2, (-1, 3, 0, 1), False)],
+)
+def test_upfirdn2d_ref_matches_the_definition(up, down, pads, flip):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 5, 6, generator=gen, dtype=torch.float64)
+    f = torch.randn(4, 3, generator=gen, dtype=torch.float64)  # asymmetric, non-square: catches flips and swaps
+    y = upfirdn2d(x, f, up=up, down=down, padding=pads, flip_filter=flip, gain=1.5, impl="ref")
+    want = dense_upfirdn2d(x.numpy(), f.numpy(), up, down, pads, flip, 1.5)
+    np.testing.assert_allclose(y.numpy(), want, atol=1e-12)
+
+
+def test_separable_filter_equals_its_outer_product():
+    x = torch.randn(1, 2, 8, 8, dtype=torch.float64)
+    taps = torch.tensor([1.0, 3, 3, 1], dtype=torch.float64)
+    y1 = upfirdn2d(x, taps, up=2, padding=(2, 1, 2, 1), gain=4, impl="ref")
+    y2 = upfirdn2d(x, torch.outer(taps, taps), up=2, padding=(2, 1, 2, 1), gain=4, impl="ref")
+    torch.testing.assert_close(y1, y2)
+
+
+def test_setup_filter_is_the_official_buffer():
+    f = setup_filter([1, 3, 3, 1])
+    assert f.shape == (4, 4) and f.dtype == torch.float32
+    torch.testing.assert_close(f, torch.outer(torch.tensor([1.0, 3, 3, 1]), torch.tensor([1.0, 3, 3, 1])) / 64)
+    assert setup_filter([1] * 8).shape == (8,)  # long filters stay separable
+
+
+def test_resampling_keeps_constants_and_shapes():
+    f = setup_filter([1, 3, 3, 1])
+    ones = torch.ones(1, 1, 8, 8)
+    up = upsample2d(ones, f, impl="ref")
+    down = downsample2d(ones, f, impl="ref")
+    assert up.shape == (1, 1, 16, 16) and down.shape == (1, 1, 4, 4)
+    torch.testing.assert_close(up[..., 2:-2, 2:-2], torch.ones(1, 1, 12, 12))  # interior: the mean is kept
+    torch.testing.assert_close(down[..., 1:-1, 1:-1], torch.ones(1, 1, 2, 2))
+
+
+def full_kernel(w: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """(O, I, kh, kw) convolved (full, true convolution) with the filter: the combined kernel of conv + FIR."""
+    from scipy.signal import convolve2d
+
+    return torch.from_numpy(np.stack([[convolve2d(k, f.numpy()) for k in row] for row in w.numpy()]))
+
+
+@pytest.mark.parametrize("up,down,k,flip", [(1, 1, 3, True), (2, 1, 3, False), (2, 1, 3, True), (1, 2, 3, True), (1, 2, 1, True)])
+def test_conv2d_resample_matches_the_combined_kernel(up, down, k, flip):
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 4, 8, 8, generator=gen, dtype=torch.float64)
+    w = torch.randn(6, 4, k, k, generator=gen, dtype=torch.float64)
+    f = setup_filter([1, 3, 3, 1]).double()
+    y = conv2d_resample(x, w, f, up=up, down=down, padding=k // 2, flip_weight=flip, impl="ref")
+    conv = torch.nn.functional.conv2d
+    wc = w if flip else w.flip([2, 3])  # the kernel for a correlation
+    if up > 1:
+        # zeros inserted, then the full convolution with (kernel * filter), centred: output p reads full index p + 2
+        u = torch.zeros(2, 4, 16, 16, dtype=torch.float64)
+        u[:, :, ::2, ::2] = x
+        kernel = full_kernel(wc.flip([2, 3]), f * 4)  # (6, 4, 6, 6), true-convolution taps
+        want = conv(u, kernel.flip([2, 3]), padding=3)[:, :, :16, :16]
+        # away from the borders this is also "upsample, then convolve"
+        interior = conv(upsample2d(x, f, impl="ref"), wc, padding=k // 2)[:, :, 3:-3, 3:-3]
+        torch.testing.assert_close(y[:, :, 3:-3, 3:-3], interior)
+    elif down > 1:
+        kernel = full_kernel(wc, f)  # filter then strided correlation = one strided correlation with the combination
+        want = conv(x, kernel, stride=2, padding=(kernel.shape[-1] - 2) // 2)
+        interior = downsample2d(conv(x, wc, padding=k // 2), f, impl="ref")[:, :, 1:-1, 1:-1]
+        torch.testing.assert_close(y[:, :, 1:-1, 1:-1], interior)
+    else:
+        want = conv(x, wc, padding=k // 2)
+    torch.testing.assert_close(y, want)
+    # grouped: each group is its own convolution
+    yg = conv2d_resample(x, w[:, :2], f, up=up, down=down, padding=k // 2, groups=2, flip_weight=flip, impl="ref")
+    for g in range(2):
+        part = conv2d_resample(x[:, 2 * g : 2 * g + 2], w[3 * g : 3 * g + 3, :2], f, up=up, down=down, padding=k // 2, flip_weight=flip, impl="ref")
+        torch.testing.assert_close(yg[:, 3 * g : 3 * g + 3], part)
+
+
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+def test_bias_act_ref_matches_the_formula(act):
+    x = torch.randn(3, 4, 5, dtype=torch.float64)
+    b = torch.randn(4, dtype=torch.float64)
+    formulas = {
+        "linear": lambda v: v,
+        "relu": lambda v: v.clamp(min=0),
+        "lrelu": lambda v: torch.where(v > 0, v, 0.2 * v),
+        "tanh": torch.tanh,
+        "sigmoid": lambda v: 1 / (1 + torch.exp(-v)),
+        "elu": lambda v: torch.where(v > 0, v, torch.exp(v) - 1),
+        "selu": lambda v: 1.0507009873554805 * torch.where(v > 0, v, 1.6732632423543772 * (torch.exp(v) - 1)),
+        "softplus": lambda v: torch.log1p(torch.exp(v)),
+        "swish": lambda v: v / (1 + torch.exp(-v)),
+    }
+    gain = {"relu": math.sqrt(2), "lrelu": math.sqrt(2), "swish": math.sqrt(2)}.get(act, 1.0)
+    want = (formulas[act](x + b[None, :, None]) * gain).clamp(-0.7, 0.7)
+    torch.testing.assert_close(bias_act(x, b, act=act, clamp=0.7, impl="ref"), want)
+    torch.testing.assert_close(bias_act(x, None, dim=2, act=act, gain=3.0, impl="ref"), formulas[act](x) * 3.0)
+
+
+def test_ref_ops_gradients_to_second_order():
+    x = torch.randn(1, 2, 4, 5, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    f = setup_filter([1, 3, 3, 1]).double()
+    assert torch.autograd.gradcheck(lambda v: upfirdn2d(v, f, up=2, down=1, padding=(2, 1, 1, 2), gain=4, impl="ref"), (x,))
+    assert torch.autograd.gradgradcheck(lambda v: upfirdn2d(v, f, down=2, padding=1, impl="ref"), (x,))
+    for act in ("lrelu", "tanh", "swish"):
+        assert torch.autograd.gradcheck(lambda v, c: bias_act(v, c, act=act, clamp=1.5, impl="ref"), (x, b))
+        assert torch.autograd.gradgradcheck(lambda v, c: bias_act(v, c, act=act, impl="ref"), (x, b))
+
+
+def test_adjoint_of_upfirdn2d_is_its_gradient():
+    """The CUDA backward runs upfirdn2d with the arguments of `_adjoint`; check them against autograd of the ref."""
+    gen = torch.Generator().manual_seed(2)
+    f = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    for up, down, pads, flip in [(2, 1, (2, 1, 2, 1), False), (1, 2, (1, 1, 1, 1), True), (3, 2, (1, -1, 2, 0), False)]:
+        x = torch.randn(2, 3, 7, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+        y = upfirdn2d(x, f, up=up, down=down, padding=pads, flip_filter=flip, gain=2.0, impl="ref")
+        dy = torch.randn_like(y)
+        (dx,) = torch.autograd.grad(y, x, dy)
+        a_up, a_down, a_pads, a_flip = upfirdn2d_module._adjoint(x.shape, y.shape, f.shape, up, down, pads, flip)
+        torch.testing.assert_close(upfirdn2d(dy, f, up=a_up, down=a_down, padding=a_pads, flip_filter=a_flip, gain=2.0, impl="ref"), dx)
+
+
+class _PythonKernels:
+    """The kernels' contract in Python, so the CUDA path's autograd Functions run (and are checked) on CPU."""
+
+    @staticmethod
+    def upfirdn2d(x, f, up, down, left, right, top, bottom, flip_filter, gain):
+        return upfirdn2d_module._upfirdn2d_ref(x, f, up, down, (left, right, top, bottom), flip_filter, gain)
+
+    @staticmethod
+    def bias_act_forward(x, b, dim, act, alpha, gain, clamp):
+        if b.numel():
+            x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
+        x = torch.where(x > 0, x, x * alpha) if act else x
+        x = x * gain
+        return x.clamp(-clamp, clamp) if clamp >= 0 else x
+
+    @staticmethod
+    def bias_act_grad(dy, y, act, alpha, gain, clamp):
+        g = dy * gain
+        if y.numel():
+            if act:
+                g = torch.where(y > 0, g, g * alpha)
+            if clamp >= 0:
+                g = torch.where(y.abs() < clamp, g, torch.zeros_like(g))
+        return g
+
+
+def test_cuda_path_autograd_with_python_kernels(monkeypatch):
+    kernels = _PythonKernels()
+    monkeypatch.setattr(bias_act_module, "load_extension", lambda name, x: kernels)
+    monkeypatch.setattr(upfirdn2d_module, "load_extension", lambda name, x: kernels)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, generator=gen, dtype=torch.float64, requires_grad=True)
+    f = setup_filter([1, 3, 3, 1]).double()
+    for act, clamp in [("linear", None), ("lrelu", None), ("relu", 1.0)]:
+        fused = bias_act(x, b, act=act, clamp=clamp)
+        assert fused.grad_fn.__class__.__name__.startswith("_BiasActCuda")
+        torch.testing.assert_close(fused, bias_act(x, b, act=act, clamp=clamp, impl="ref"))
+        assert torch.autograd.gradcheck(lambda v, c: bias_act(v, c, act=act, clamp=clamp), (x, b))
+        assert torch.autograd.gradgradcheck(lambda v, c: bias_act(v, c, act=act, clamp=clamp), (x, b))
+    for kwargs in [dict(up=2, padding=(2, 1, 2, 1), gain=4), dict(down=2, padding=1), dict(up=3, down=2, padding=(1, -1, 2, 0))]:
+        fused = upfirdn2d(x, f, **kwargs)
+        assert fused.grad_fn.__class__.__name__.startswith("_UpFirDn2dCuda")
+        torch.testing.assert_close(fused, upfirdn2d(x, f, impl="ref", **kwargs))
+        assert torch.autograd.gradcheck(lambda v: upfirdn2d(v, f, **kwargs), (x,))
+        assert torch.autograd.gradgradcheck(lambda v: upfirdn2d(v, f, **kwargs), (x,))
+
+
+def test_env_var_forces_the_reference_silently(monkeypatch):
+    import warnings
+
+    from talkinghead.stylegan2.ops import _build
+
+    x = torch.zeros(2)
+    monkeypatch.setattr(_build, "_warned", False)
+    monkeypatch.setenv("TALKINGHEAD_STYLEGAN2_REF", "1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _build.load_extension("bias_act", x) is None
+    assert not caught
+    monkeypatch.delenv("TALKINGHEAD_STYLEGAN2_REF")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _build.load_extension("bias_act", x) is None and _build.load_extension("upfirdn2d", x) is None
+    assert len(caught) == 1 and "reference" in str(caught[0].message)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="unknown activation"):
+        bias_act(torch.zeros(1, 2), act="gelu2")
+    with pytest.raises(ValueError, match="bias of shape"):
+        bias_act(torch.zeros(1, 2), torch.zeros(3), impl="ref")
+    with pytest.raises(ValueError, match="impl"):
+        upfirdn2d(torch.zeros(1, 1, 4, 4), None, impl="triton")
+
+
+# --------------------------------------------------------------------------- GPU only
+
+
+@cuda
+@pytest.mark.cuda
+def test_cuda_kernels_match_the_reference_forward_and_backward():
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(4, 8, 16, 16, device="cuda", generator=gen, requires_grad=True)
+    b = torch.randn(8, device="cuda", generator=gen, requires_grad=True)
+    f = setup_filter([1, 3, 3, 1]).cuda()
+    cases = [
+        lambda v, c, impl: bias_act(v, c, act="lrelu", clamp=1.0, impl=impl),
+        lambda v, c, impl: bias_act(v, c, act="linear", gain=2.0, impl=impl),
+        lambda v, c, impl: upsample2d(v, f, impl=impl) * c[:, None, None],
+        lambda v, c, impl: downsample2d(v, f, impl=impl) * c[:, None, None],
+        lambda v, c, impl: upfirdn2d(v, f, up=3, down=2, padding=(1, -1, 2, 0), impl=impl) * c[:, None, None],
+    ]
+    for op in cases:
+        outs = {}
+        for impl in ("cuda", "ref"):
+            y = op(x, b, impl)
+            dy = torch.randn(y.shape, device="cuda", generator=torch.Generator(device="cuda").manual_seed(1))
+            gx, gb = torch.autograd.grad(y, (x, b), dy, create_graph=True)
+            (ggx,) = torch.autograd.grad(gx.square().sum() + gb.square().sum(), x, allow_unused=True)
+            outs[impl] = (y, gx, gb, ggx)
+        for got, want in zip(outs["cuda"], outs["ref"]):
+            if want is None:
+                continue
+            torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+@cuda
+@pytest.mark.cuda
+def test_benchmark_generator_fused_vs_reference(monkeypatch):
+    import time
+
+    from talkinghead.stylegan2.networks import Config, Generator
+
+    G = Generator(Config.preset("ffhq256")).cuda()
+    z = torch.randn(32, 512, device="cuda")
+    timings = {}
+    for impl in ("cuda", "ref"):
+        monkeypatch.setenv("TALKINGHEAD_STYLEGAN2_REF", "1" if impl == "ref" else "0")
+        for step in range(6):  # 2 warm-up steps, then 4 timed
+            if step == 2:
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+            G(z).square().mean().backward()
+        torch.cuda.synchronize()
+        timings[impl] = (time.perf_counter() - start) / 4
+    print(
+        f"\nStyleGAN2 G ffhq256 forward+backward, batch 32, {torch.cuda.get_device_name()}: "
+        f"fused {timings['cuda'] * 1000:.1f} ms, reference {timings['ref'] * 1000:.1f} ms"
+    )
+    assert all(t > 0 for t in timings.values())
