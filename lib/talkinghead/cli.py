@@ -1,7 +1,7 @@
 """Command line: ``python -m talkinghead <command>``.
 
-Commands: ``synth`` (generate a SynthGRID corpus), ``prepare`` (aligned crops for training), ``train landmarks|syncnet``,
-``eval`` (metrics beside the static and ground-truth baselines), ``say`` (render one SynthGRID clip of any text),
+Commands: ``synth`` (generate a SynthGRID corpus), ``prepare`` (aligned crops for training), ``train landmarks|syncnet|sda``,
+``eval`` (metrics beside the static and ground-truth baselines), ``generate`` (photo + speech → mp4 with a pipeline), ``say`` (render one SynthGRID clip of any text),
 ``contact-sheet`` (the SynthGRID picture in docs/), ``bench`` (speed measurements for docs/BENCHMARKS.md).
 """
 from __future__ import annotations
@@ -41,6 +41,20 @@ def _say(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace) -> int:
+    import time
+
+    from talkinghead.pipelines import load_pipeline
+
+    start = time.perf_counter()
+    pipeline = load_pipeline(args.model, args.weights, device=args.device, detector=args.detector, max_seconds=args.max_seconds)
+    path, extras = pipeline.to_video(args.image, args.audio, args.out, seed=args.seed, paste_back=not args.crop_only)
+    timings = "  ".join(f"{k} {v:.2f} s" for k, v in extras["timings"].items())
+    note = f" ({extras['n_faces']} faces found: animated the largest)" if extras["n_faces"] > 1 else ""
+    print(f"{path}{note}\n{timings}  total {time.perf_counter() - start:.2f} s")
+    return 0
+
+
 def _contact_sheet(args: argparse.Namespace) -> int:
     from talkinghead.data.synthgrid.figures import contact_sheet
 
@@ -49,6 +63,8 @@ def _contact_sheet(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.seconds is None:
+        args.seconds = 10.0 if args.what == "pipeline" else 60.0
     import platform
     import time
 
@@ -60,6 +76,8 @@ def _bench(args: argparse.Namespace) -> int:
         if not args.data:
             raise ValueError("bench dataset needs --data DIR: a prepared corpus (python -m talkinghead prepare)")
         return bench_dataset(args)
+    if args.what == "pipeline":
+        return _bench_pipeline(args)
     if args.what == "features":
         from talkinghead.audio.features import frame_features
 
@@ -86,6 +104,50 @@ def _bench(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - start
         print(f"render {args.size}x{args.size}: {clip.n_frames * args.repeats / seconds:.0f} frames/s on one core")
     print(f"machine: {platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}")
+    return 0
+
+
+def _bench_pipeline(args: argparse.Namespace) -> int:
+    """Seconds of compute per second of speech for a ``--seconds`` clip (face detection, generation, paste-back,
+    encoding), then peak memory while streaming a ``--long-seconds`` clip to an mp4."""
+    import os
+    import platform
+    import resource
+    import tempfile
+    import time
+
+    import numpy as np
+    import skimage.data
+    import torch
+
+    from talkinghead.audio.tts import Voice, synthesize
+    from talkinghead.pipelines import load_pipeline
+
+    photo = skimage.data.astronaut()
+    words = "bin blue at f two now place green by j seven soon lay red in q nine again set white with z one please"
+    speech = synthesize(words, Voice(language="en-US")).audio
+    reps = int(np.ceil(args.seconds * 16000 / len(speech)))
+    audio = np.tile(speech, reps)[: int(args.seconds * 16000)]
+    pipeline = load_pipeline(args.model, device="cpu", max_seconds=max(args.long_seconds, args.seconds) + 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        pipeline.to_video(photo, audio[:16000], os.path.join(tmp, "warm.mp4"))  # warm-up: loads dlib, first-call costs
+        for paste_back in (True, False):
+            start = time.perf_counter()
+            _, extras = pipeline.to_video(photo, audio, os.path.join(tmp, "a.mp4"), paste_back=paste_back)
+            seconds = time.perf_counter() - start
+            stages = "  ".join(f"{k} {v:.2f}" for k, v in extras["timings"].items())
+            print(f"{args.model} {args.seconds:.0f} s clip, {'whole photo (512×512)' if paste_back else '128×128 crop'}: "
+                  f"{seconds:.2f} s = {seconds / args.seconds:.3f} s per second of speech  [{stages}]  ({torch.get_num_threads()} threads)")
+        if args.long_seconds:
+            long_audio = np.tile(speech, int(np.ceil(args.long_seconds * 16000 / len(speech))))[: int(args.long_seconds * 16000)]
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            start = time.perf_counter()
+            pipeline.to_video(photo, long_audio, os.path.join(tmp, "long.mp4"))
+            seconds = time.perf_counter() - start
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{args.model} {args.long_seconds:.0f} s clip streamed to mp4: {seconds:.1f} s, peak RSS {peak:.0f} MB "
+                  f"(before it {before:.0f} MB; the clip's frames alone would be {args.long_seconds * 25 * 512 * 512 * 3 / 1e6:.0f} MB)")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     return 0
 
 
@@ -122,6 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_convert_parser(sub)
 
+    p = sub.add_parser("generate", help="animate the face in a photo with speech: photo + audio -> mp4")
+    p.add_argument("--model", default="sda", help="pipeline (python -c 'import talkinghead; print(talkinghead.list_pipelines())')")
+    p.add_argument("--image", required=True, help="face photo (jpg, png, …)")
+    p.add_argument("--audio", required=True, help="speech (wav, mp3, m4a, or a video's sound track)")
+    p.add_argument("--out", required=True, help="output .mp4")
+    p.add_argument("--weights", default=None, help="weights name or .safetensors path (default: the shipped ones)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--crop-only", action="store_true", help="write the aligned face crop, not the whole photo")
+    p.add_argument("--detector", default="auto", help="face landmarks: auto (dlib), dlib, fan, synthgrid (an aligned crop)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--max-seconds", type=float, default=600.0, help="longest speech accepted")
+    p.set_defaults(func=_generate)
+
     p = sub.add_parser("say", help="render one SynthGRID clip of any text to an mp4")
     p.add_argument("text", help="what to say")
     p.add_argument("--out", required=True, help="output .mp4 path")
@@ -138,14 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=128)
     p.set_defaults(func=_contact_sheet)
 
-    p = sub.add_parser("bench", help="measure speed: audio features or face rendering")
-    p.add_argument("what", choices=["features", "render", "dataset"])
+    p = sub.add_parser("bench", help="measure speed: audio features, face rendering, the dataset, a whole pipeline")
+    p.add_argument("what", choices=["features", "render", "dataset", "pipeline"])
+    p.add_argument("--model", default="sda", help="pipeline to time (pipeline benchmark)")
+    p.add_argument("--long-seconds", type=float, default=600.0, help="clip length for the memory figure (pipeline benchmark; 0: skip)")
     p.add_argument("--data", default=None, help="prepared corpus for the dataset benchmark")
     p.add_argument("--split", default="train")
     p.add_argument("--T", type=int, default=16, help="frames per window (dataset benchmark)")
     p.add_argument("--features", default="raw", help="audio features of the dataset benchmark: raw, mfcc or mel")
     p.add_argument("--batches", type=int, default=30, help="batches of 32 timed (dataset benchmark)")
-    p.add_argument("--seconds", type=float, default=60.0, help="audio length for the features benchmark")
+    p.add_argument("--seconds", type=float, default=None, help="audio length (features: 60 s, pipeline: 10 s)")
     p.add_argument("--size", type=int, default=128, help="frame size for the render benchmark")
     p.add_argument("--repeats", type=int, default=5)
     p.set_defaults(func=_bench)

@@ -578,7 +578,7 @@ def _to_tensor_image(image: np.ndarray | torch.Tensor, device) -> torch.Tensor:
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"identity image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
-        image = torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1
+        image = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 127.5 - 1
     return image.to(device)[None] if image.ndim == 3 else image.to(device)
 
 
