@@ -36,7 +36,7 @@ def test_tiny_shapes_and_range():
 
 @pytest.mark.parametrize("resolution", [32, 64, 128, 256])
 def test_resolutions_give_2log2r_minus_2_ws(resolution):
-    cfg = Config(z_dim=8, w_dim=8, img_resolution=resolution, channel_base=64, channel_max=8, mapping_layers=1, mbstd_group_size=2)
+    cfg = Config(z_dim=8, w_dim=8, img_resolution=resolution, channel_base=2 * resolution, channel_max=8, mapping_layers=1, mbstd_group_size=2)
     G, D = Generator(cfg), Discriminator(cfg)
     assert G.num_ws == cfg.num_ws == 2 * resolution.bit_length() - 4  # 2 log2(R) - 2
     img = G(torch.randn(2, 8))
@@ -81,7 +81,6 @@ def test_ffhq256_uses_paper256_channels():
     assert d["b256.fromrgb.weight"] == (64, 3, 1, 1) and d["b4.fc.weight"] == (512, 8192)
     assert G.num_ws == 14
     assert sum(p.numel() for p in G.parameters()) == 24_767_458  # measured here
-    assert sum(p.numel() for p in Generator.__new__(Generator).parameters()) == 0 or True
 
 
 def test_config_presets_validation_and_json():
@@ -148,8 +147,8 @@ def test_minibatch_std_groups_and_error():
 def test_a_training_step_is_finite_and_the_discriminator_learns():
     torch.manual_seed(3)
     G, D = Generator(TINY), Discriminator(TINY)
-    opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=(0, 0.99))
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0, 0.99))
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0.0, 0.99))
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 32), indexing="ij")
     real = torch.stack([torch.stack([xx * s, yy * s, xx * yy]) for s in (0.2, 0.4, 0.6, 0.8)])  # (4, 3, 32, 32) smooth
     z = torch.randn(4, TINY.z_dim)

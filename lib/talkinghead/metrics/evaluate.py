@@ -401,8 +401,9 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="a prepared corpus folder (from `prepare`)")
     p.add_argument("--split", default="test", help="train, val or test (held-out speakers)")
     p.add_argument("--model", action="append", default=[], metavar="NAME",
-                   help=f"a system to score beside the baselines: a registered name ({', '.join(SYSTEMS)}) or a folder "
-                        "of videos <folder>/<speaker>/<utt>.mp4 of aligned crops; repeat for several")
+                   help=f"a system to score beside the baselines: a registered name ({', '.join(SYSTEMS)}), a pipeline "
+                        "(sda, or sda=WEIGHTS.safetensors) or a folder of videos <folder>/<speaker>/<utt>.mp4 of aligned "
+                        "crops; repeat for several")
     p.add_argument("--out", default=None, help="output path without extension: writes OUT.json and OUT.md (default docs/eval_SPLIT)")
     p.add_argument("--max-clips", type=int, default=None, help="only the first N clips of the split (quick checks)")
     p.add_argument("--device", default="cpu", help="device of the measuring networks (cpu, cuda, …)")
@@ -413,11 +414,28 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def _cli_system(spec: str) -> FrameSource:
+    """A system named on the command line: a registered name, a folder of videos, or a pipeline — ``sda`` (its
+    shipped weights) or ``sda=path/to/weights.safetensors`` — fed the corpus's aligned identity crop directly."""
+    name, _, weights = spec.partition("=")
+    if spec not in SYSTEMS and not Path(spec).is_dir():
+        from talkinghead.pipelines import list_pipelines, load_pipeline
+
+        if name in list_pipelines():
+            pipeline = load_pipeline(name, weights or None)
+
+            def system(identity: np.ndarray, audio: np.ndarray, n_frames: int) -> np.ndarray:
+                return np.concatenate(list(pipeline.generate_crops(identity, audio, n_frames, seed=0)))
+
+            return from_system(system)
+    return resolve_system(spec)
+
+
 def main_eval(args: argparse.Namespace) -> int:
     """Run the harness from parsed ``eval`` arguments; print the tables and where they were written."""
     from talkinghead.hub import WeightsError
 
-    systems = {name: resolve_system(name) for name in args.model}
+    systems = {name: _cli_system(name) for name in args.model}
     try:
         landmark_net, sync_net = load_metric_nets(device=args.device, landmark_weights=args.landmark_weights,
                                                   syncnet_weights=args.syncnet_weights)
