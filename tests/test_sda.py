@@ -227,3 +227,38 @@ def test_load_generator_round_trip(tmp_path):
     save_weights(G.state_dict(), "bare.safetensors", root=tmp_path, config=cfg.name)
     with pytest.raises(WeightsError, match="config_dict"):
         load_generator("bare.safetensors", root=tmp_path)
+
+
+_DISTRIBUTED_SCRIPT = """
+import hashlib, os, sys
+import torch
+torch.set_num_threads(1)
+from talkinghead.models.sda import Config, SDATask
+from talkinghead.training import fit
+result = fit(SDATask(Config.preset("tiny")), sys.argv[1], out=sys.argv[2], steps=2, batch_size=2, progress=False, cpu=True)
+state = b"".join(v.numpy().tobytes() for net in ("G", "D_seq", "G_ema") for v in result.nets[net].state_dict().values())
+print("rank", os.environ["RANK"], hashlib.sha256(state).hexdigest(), flush=True)
+"""
+
+
+def test_fit_on_two_processes_keeps_them_identical(prepared, tmp_path):
+    """torchrun with 2 CPU processes (gloo): each draws its own batches, gradients are averaged and buffers
+    taken from rank 0, so every process ends with the same nets; rank 0 alone writes the checkpoint."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    script = tmp_path / "train.py"
+    script.write_text(_DISTRIBUTED_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+                          str(script), str(prepared), str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    hashes = dict(line.split()[1:] for line in run.stdout.splitlines() if line.startswith("rank"))
+    assert set(hashes) == {"0", "1"} and hashes["0"] == hashes["1"]
+    state = json.loads((tmp_path / "run" / "checkpoints" / "step_00000002" / "state.json").read_text())
+    assert state["world"] == 2

@@ -267,6 +267,12 @@ def fit(
                 opt.step()
         for cache in caches:
             cache.clear()
+        if accelerator.num_processes > 1:
+            # Parameters agree across processes (same init, averaged gradients); buffers such as batch-norm
+            # statistics saw only local batches: take rank 0's, as DistributedDataParallel does.
+            for net in nets.values():
+                for buffer in net.buffers():
+                    torch.distributed.broadcast(buffer, src=0)
         ema.update(nets[task.generator])
         step += 1
         bar.update(1)
