@@ -1,6 +1,6 @@
 """Command line: ``python -m talkinghead <command>``.
 
-Commands: ``synth`` (generate a SynthGRID corpus), ``prepare`` (aligned crops for training), ``train landmarks|syncnet|sda``,
+Commands: ``synth`` (generate a SynthGRID corpus), ``prepare`` (aligned crops for training), ``train landmarks|syncnet|sda|stylegan2``,
 ``eval`` (metrics beside the static and ground-truth baselines), ``generate`` (photo + speech → mp4 with a pipeline), ``say`` (render one SynthGRID clip of any text),
 ``contact-sheet`` (the SynthGRID picture in docs/), ``bench`` (speed measurements for docs/BENCHMARKS.md).
 """
@@ -177,8 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_landmarks_parser(train)
     add_train_syncnet_parser(train)
     from talkinghead.models.sda import add_train_sda_parser
+    from talkinghead.stylegan2.training import add_train_stylegan2_parser
 
     add_train_sda_parser(train)
+    add_train_stylegan2_parser(train)
     add_eval_parser(sub)
     from talkinghead.stylegan2.convert import add_convert_parser
 

@@ -27,7 +27,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from talkinghead.audio.features import FEATURE_KINDS, FeatureConfig, log_mel, mfcc
 from talkinghead.data.prepare import PreparedCorpus
 
-__all__ = ["WindowDataset", "IDENTITY_MODES", "bench_dataset"]
+__all__ = ["WindowDataset", "FrameDataset", "IDENTITY_MODES", "bench_dataset"]
 
 IDENTITY_MODES = ("random", "first")
 
@@ -237,6 +237,75 @@ class WindowDataset(torch.utils.data.Dataset):
         order = RandomSampler(self, generator=generator) if shuffle else SequentialSampler(self)
         return DataLoader(self, batch_size=None, sampler=BatchSampler(order, batch_size, drop_last),
                           num_workers=num_workers, **kwargs)
+
+
+class FrameDataset(torch.utils.data.Dataset):
+    """Single frames of the clips of one split, for image GANs (``stylegan2.training``).
+
+    Args:
+        prepared: a prepared folder (``python -m talkinghead prepare``) or an open ``PreparedCorpus``.
+        split: "train", "val" or "test".
+        seed: with ``set_epoch``, fixes the flips: the same (seed, epoch, index) gives the same item.
+        flip: mirror about half the frames left-right (a new draw every epoch), as StyleGAN2's ``--mirror``.
+
+    Each item is a dict: image (3, S, S) float32 in [-1, 1]; frame (int, the row of ``data.frames`` it came from).
+    ``ds[list of indices]`` returns the whole batch at once: image (B, 3, S, S), frame (B,).
+    """
+
+    def __init__(
+        self,
+        prepared: str | os.PathLike | PreparedCorpus,
+        split: str = "train",
+        *,
+        seed: int = 0,
+        flip: bool = True,
+    ):
+        from talkinghead.io import InputError
+
+        self.data = prepared if isinstance(prepared, PreparedCorpus) else PreparedCorpus.open(prepared)
+        clips = self.data.clips(split)
+        if not clips:
+            splits = sorted({c["split"] for c in self.data.meta["clips"]})
+            raise InputError(f"{self.data.root} has no clip in split {split!r}: choose one of {', '.join(splits)}")
+        self.frame_ids = np.concatenate([np.arange(c["frame_start"], c["frame_start"] + c["n_frames"]) for c in clips])
+        self.seed, self.flip = seed, flip
+        self.epoch = 0
+        self._flips: np.ndarray | None = None  # (len,) bool of the current epoch, drawn on first use
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw other flips in this epoch, still deterministic for the seed."""
+        if epoch != self.epoch:
+            self.epoch, self._flips = epoch, None
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    def flipped(self, indices: np.ndarray) -> np.ndarray:
+        """Whether items ``indices`` are mirrored in the current epoch: (n,) bool."""
+        if not self.flip:
+            return np.zeros(len(indices), bool)
+        if self._flips is None:
+            # One draw per (seed, epoch) for the whole split: item i's flip depends on (seed, epoch, i) only.
+            self._flips = np.random.default_rng([self.seed, self.epoch]).random(len(self)) < 0.5
+        return self._flips[indices]
+
+    def __getitem__(self, index: int | Sequence[int]) -> dict:
+        """One frame (an int), or a whole batch at once (a sequence of ints: a leading batch axis B)."""
+        batched = np.ndim(index) > 0
+        indices = np.array([int(i) for i in index] if batched else [int(index)], dtype=np.int64)
+        if len(indices) and (indices.min() < -len(self) or indices.max() >= len(self)):
+            raise IndexError(f"index out of range for {len(self)} frames")
+        frames = self.frame_ids[indices]
+        u8 = self.data.frames[frames]                                                  # (B, S, S, 3) uint8, a copy
+        mirror = self.flipped(indices % len(self))
+        u8[mirror] = u8[mirror, :, ::-1]
+        size = self.data.meta["size"]
+        image = _empty_batch((len(indices), 3, size, size), whole_batch=batched)      # (B, 3, S, S)
+        image.copy_(torch.from_numpy(np.ascontiguousarray(u8.transpose(0, 3, 1, 2))))
+        image.mul_(1.0 / 127.5).sub_(1.0)                                              # uint8 0 … 255 -> [-1, 1]
+        if batched:
+            return {"image": image, "frame": torch.from_numpy(frames)}
+        return {"image": image[0], "frame": int(frames[0])}
 
 
 def _windows_per_second(loader, batches: int) -> tuple[float, float]:

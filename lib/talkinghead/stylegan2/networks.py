@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -108,24 +108,36 @@ class Config:
         """Number of w vectors the synthesis network takes: 2 per resolution minus 2 (18 at 1024 px)."""
         return 2 * len(self.resolutions)
 
+    @property
+    def name(self) -> str:
+        """The name of the preset this config equals, or ``"custom"`` (a preset with fields replaced)."""
+        return next((name for name, cfg in PRESETS.items() if cfg == self), "custom")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        """The config ``to_dict`` gave; unknown fields are an error, not silently dropped."""
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise InputError(f"unknown StyleGAN2 config fields {sorted(unknown)}: the file was written by a newer talkinghead; upgrade it")
+        return cls(**data)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "Config":
         """The config written by ``to_json``; unknown fields are an error, not silently dropped."""
-        data = json.loads(text)
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise InputError(f"unknown StyleGAN2 config fields {sorted(unknown)}: the file was written by a newer talkinghead; upgrade it")
-        return cls(**data)
+        return cls.from_dict(json.loads(text))
 
     @classmethod
-    def preset(cls, name: str) -> "Config":
-        """The named preset: ``tiny``, ``synth128``, ``ffhq256`` or ``ffhq1024``."""
+    def preset(cls, name: str, **overrides) -> "Config":
+        """The named preset: ``tiny``, ``synth128``, ``ffhq256`` or ``ffhq1024``, optionally with fields replaced."""
         if name not in PRESETS:
             raise ValueError(f"unknown StyleGAN2 preset {name!r}: use one of {', '.join(PRESETS)}")
-        return PRESETS[name]
+        return replace(PRESETS[name], **overrides)
 
 
 PRESETS = {

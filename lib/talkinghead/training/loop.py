@@ -151,7 +151,7 @@ def fit(
         sample_every: write ``samples/step_XXXXXXXX.mp4`` (real | generated, with sound) for the first clip of
             ``eval_split`` every this many steps and at the end (0: never).
         checkpoint_every: checkpoint every this many steps and at the end (0: only at the end).
-        log_every: steps per log row (losses averaged over them).
+        log_every: steps per log row (each loss averaged over the steps whose phases produced it).
         resume: continue from ``out/checkpoints/latest`` if there is one.
         max_seconds: stop (with a checkpoint) after this much wall time, for time-boxed runs; resume later.
         callbacks: called with every log row (``{"step", "seconds", losses…}``) and eval row (``{"step", "eval"}``).
@@ -252,6 +252,8 @@ def fit(
                 (scaler.scale(scaled) if scaler else scaled).backward(inputs=params)
                 for k, v in logs.items():
                     sums[k] += v / accum
+            for k in logs:  # a phase that runs every n steps is averaged over the steps it ran
+                counts[k] += 1
             if accelerator.num_processes > 1:
                 for p in params:
                     if p.grad is not None:
@@ -276,10 +278,9 @@ def fit(
         ema.update(nets[task.generator])
         step += 1
         bar.update(1)
-        counts["steps"] += 1
         if step % log_every == 0 or step == steps:
             row = {"step": step, "seconds": round(time.perf_counter() - start_time, 2),
-                   **{k: round(v / counts["steps"], 5) for k, v in sums.items()}}
+                   **{k: round(v / counts[k], 5) for k, v in sums.items()}}
             sums.clear()
             counts.clear()
             history.append(row)
