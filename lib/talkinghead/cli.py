@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_sda_parser(train)
     add_train_stylegan2_parser(train)
+    from talkinghead.inversion.encoder import add_train_encoder_parser
+
+    add_train_encoder_parser(train)
     add_eval_parser(sub)
     from talkinghead.stylegan2.convert import add_convert_parser
 

@@ -1,0 +1,79 @@
+"""GANSpace directions and the notebook API (invert → tune → edit) on a tiny StyleGAN2, and the measurement table."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from talkinghead.inversion import api
+from talkinghead.inversion.editing import apply_direction, apply_directions, principal_directions
+from talkinghead.inversion.encoder import Config as EncoderConfig
+from talkinghead.inversion.encoder import Encoder
+from talkinghead.inversion.measure import format_table, measure_inversion
+from talkinghead.stylegan2 import Config, Generator
+
+
+@pytest.fixture(scope="module")
+def G():
+    torch.manual_seed(0)
+    return Generator(Config.preset("tiny")).eval().requires_grad_(False)
+
+
+def test_directions_are_orthonormal_and_ordered(G):
+    d = principal_directions(G, k=6, n=2000)
+    assert d.directions.shape == (6, G.w_dim) and len(d) == 6
+    assert torch.allclose(d.directions @ d.directions.T, torch.eye(6), atol=1e-5)
+    assert (d.std[:-1] >= d.std[1:]).all() and 0 < d.explained.sum() <= 1
+    # The std is the spread of projected samples: check on fresh samples.
+    fresh = G.mapping(torch.randn(4000, G.z_dim, generator=torch.Generator().manual_seed(9)), None)[:, 0]
+    assert ((fresh - d.mean) @ d.directions[0]).std() == pytest.approx(d.std[0].item(), rel=0.1)
+
+
+def test_apply_direction_single_trajectory_and_layers(G):
+    d = principal_directions(G, k=3, n=1000)
+    ws = G.mapping(torch.randn(1, G.z_dim), None)                              # (1, num_ws, w_dim)
+    trajectory = G.mapping(torch.randn(5, G.z_dim), None)                      # (T, num_ws, w_dim)
+    assert torch.equal(apply_direction(ws, d.directions[0], 0.0), ws)
+    assert torch.equal(apply_direction(trajectory, d.directions[1], 0.0), trajectory)
+    moved = apply_direction(trajectory, d.directions[0], 2.0)
+    assert moved.shape == trajectory.shape
+    assert torch.allclose((moved - trajectory) @ d.directions[0], torch.full((5, G.num_ws), 2.0), atol=1e-5)
+    coarse = apply_direction(ws, d.directions[0], 1.0, layers=range(0, 3))
+    assert torch.equal(coarse[:, 3:], ws[:, 3:]) and not torch.equal(coarse[:, :3], ws[:, :3])
+    both = apply_directions(trajectory, d, {0: 1.0, 2: -1.0})
+    expected = trajectory + d.std[0] * d.directions[0] - d.std[2] * d.directions[2]
+    assert torch.allclose(both, expected, atol=1e-5)
+    assert torch.equal(api.edit(trajectory, d, [0.0, 0.0]), trajectory)
+    with pytest.raises(ValueError, match="component 5"):
+        apply_directions(ws, d, {5: 1.0})
+
+
+def test_api_invert_tune_edit_report_progress(G, tmp_path, monkeypatch):
+    monkeypatch.setenv("TALKINGHEAD_CACHE", str(tmp_path))
+    target = G.synthesis(G.mapping(torch.randn(1, G.z_dim), None), noise_mode="const")
+    photo = ((target[0].permute(1, 2, 0) + 1) * 127.5).clamp(0, 255).round().to(torch.uint8).numpy()  # (32, 32, 3)
+    E = Encoder(EncoderConfig.preset("tiny"))
+    stages = []
+    inv = api.invert(photo, G, E, refine_steps=5, perceptual="structural", progress=lambda s, f: stages.append((s, f)))
+    assert inv.ws.shape == (1, G.num_ws, G.w_dim) and inv.image.shape == (1, 3, 32, 32)
+    assert set(inv.seconds) == {"encode", "project"}
+    tuned = api.tune(photo, G, inv, steps=3, perceptual="structural", progress=lambda s, f: stages.append((s, f)))
+    assert {s for s, _ in stages} == {"encode", "project", "tune"} and stages[-1] == ("tune", 1.0)
+    ws = api.edit(inv.ws, principal_directions(G, k=2, n=500), {1: 1.5})
+    assert tuned.synthesis(ws).shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match="nothing to invert"):
+        api.invert(photo, G, None, refine_steps=0)
+    with pytest.raises(Exception, match="uint8"):
+        api.invert(np.zeros((32, 32, 3), np.float64), G, E)
+
+
+def test_measure_inversion_table(G):
+    images = G.synthesis(G.mapping(torch.randn(2, G.z_dim), None), noise_mode="const")
+    E = Encoder(EncoderConfig.preset("tiny"))
+    rows = measure_inversion(G, E, images, methods=("encoder", "pti"), refine_steps=3, pti_steps=3, perceptual="structural")
+    assert [r["method"] for r in rows] == ["encoder", "pti"]
+    assert all(r["images"] == 2 and np.isfinite(r["psnr"]) and -1 <= r["ssim"] <= 1 and r["seconds_per_image"] > 0 for r in rows)
+    assert rows[0]["perceptual_kind"] == "StructuralDistance"
+    assert "| encoder | 2 |" in format_table(rows)
+    with pytest.raises(ValueError, match="need an encoder"):
+        measure_inversion(G, None, images, methods=("encoder",))
