@@ -1,4 +1,4 @@
-"""The Gradio demo: layout, controls and plots. ``app.py`` builds it with ``build_demo()`` and launches it."""
+"""The Gradio demo: layout, controls, plots and examples. ``app.py`` builds it with ``build_demo()`` and launches it."""
 from demo.ui import build_demo
 
 __all__ = ["build_demo"]

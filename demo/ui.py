@@ -1,194 +1,189 @@
-"""The demo page: type a sentence, get a SynthGRID video of a synthetic face speaking it.
+"""The page: three tabs over one ``Studio``.
 
-Until the pretrained pipelines land, the page shows the project's synthetic corpus: espeak-ng speaks the text and a
-2-D face is animated from its phoneme timings, so every landmark is exact ground truth. The photo + speech demo will
-replace ``build_demo`` and keep its shape: plain, importable event functions and one ``gr.Blocks``.
+- **Photo + speech** (the demo): a face photo (upload or webcam) and speech (upload, microphone, or typed text spoken
+  by espeak-ng) → the chosen pipeline's video, its model card, the measured mouth, blinks and sync.
+- **Latent trajectory + pivotal tuning**: the controls and views of the StyleGAN pipelines (issues 7/8), laid out and
+  disabled until a pipeline lists them in its card.
+- **SynthGRID**: text → a clip of the project's synthetic corpus (``demo.synthgrid``).
+
+Every control is driven by the selected pipeline's ``card["controls"]`` (see ``demo.models``), so a new architecture
+is one registry line, not a new page.
 """
 from __future__ import annotations
 
-import numbers
-import shutil
-import tempfile
-import time
-from pathlib import Path
+import inspect
+import os
+from collections.abc import Mapping
 
 import gradio as gr
-import matplotlib
-import numpy as np
-from matplotlib.figure import Figure
 
-from talkinghead.audio.tts import Word
-from talkinghead.data.synthgrid import random_sentence, render_text
-from talkinghead.data.synthgrid.corpus import FPS, SR
-from talkinghead.face.landmarks import eye_aspect_ratio, mouth_opening
+from demo.assets import examples
+from demo.models import CONTROLS, UNSUPPORTED, PipelineStore
+from demo.synthgrid import VOICES, synthgrid_tab
+from demo.talk import SPEECH_FROM, VARIANTS, Studio
 
-__all__ = ["build_demo", "generate", "plot_tracks", "random_text"]
+__all__ = ["build_demo", "keep_unreadable_uploads"]
 
-# gr.Plot imports pyplot to close figures; on a desktop that would pick a GUI backend inside a server thread.
-matplotlib.use("Agg")
-
-MAX_CHARS = 300  # about 20 s of speech, a few seconds to render on a CPU
-MAX_SPEAKER = 999
-SIZES = (96, 128, 192)
-DEFAULT_TEXT = "place blue at f two now"
-# (label, espeak-ng language). The English accents are the ones SynthGRID speakers use; any other voice from
-# talkinghead.audio.tts.list_languages() can be typed in.
-VOICES = (
-    ("English (US)", "en-US"),
-    ("English (GB)", "en"),
-    ("English (Scotland)", "en-GB-scotland"),
-    ("English (Caribbean)", "en-029"),
-    ("English (New York)", "en-US-nyc"),
-    ("French", "fr"),
-    ("German", "de"),
-    ("Spanish", "es"),
-    ("Italian", "it"),
-)
-OUTPUT_ROOT = Path(tempfile.gettempdir()) / "talkinghead-demo"
-OUTPUT_MAX_AGE = 3600.0  # seconds; gradio serves its own copy of each video, ours only has to outlive the call
+CONCURRENCY = 2  # generations at a time (a 2-core CPU Space; raise it on a GPU)
+QUEUE_SIZE = 32  # waiting requests beyond which new ones are turned away with "queue full"
+GENERATE_INPUTS = ("photo", "audio", "speech_from", "text", "language", "variant", "model", "seed", "paste_back")
 
 INTRO = """
-**SynthGRID** is this project's synthetic GRID-style audio-visual corpus: a synthetic voice (espeak-ng) speaks the
-text and a drawn face moves its lips, jaw, eyes and head from the phoneme timings, so the 68 facial landmarks of
-every frame are known exactly. The models are trained and measured on it before they meet real faces. Type a
-sentence (GRID's grammar or anything else), pick a speaker and a voice, and press **Generate**: the video comes with
-the waveform, its word boundaries, the mouth opening and the eye aspect ratio on one time axis. The real demo — your
-face photo + your speech → a talking-head video — arrives here with the pretrained pipelines.
+# talkinghead: a face photo + speech → a talking head
+Give a photo with a face and some speech (a file, the microphone, or typed text in a synthetic voice), pick a model
+and press **Generate**. The video plays here and downloads as an mp4; below it, the mouth opening and blinks the
+project's landmark network reads off the generated face, and how well lips and sound agree (SyncNet).
+Models trained on SynthGRID, the project's synthetic talking-face corpus, animate its drawn faces best; real photos
+show how far they generalise.
+"""
+
+STYLEGAN_NOTE = """
+### Latent trajectory and pivotal tuning — arrive with the StyleGAN pipelines (issues 7 and 8)
+The StyleGAN pipelines drive a pre-trained image generator with speech: the photo is inverted into the generator's
+latent space and **pivotal tuning** fine-tunes the generator so it reproduces that exact face; speech then moves the
+latent along a **trajectory**, one point per frame. These controls are wired to the page and enable themselves for a
+model whose card lists them; with the models available today they are disabled.
 """
 
 
-def random_text() -> str:
-    """A random sentence from GRID's grammar, e.g. ``"bin red by g nine soon"``."""
-    return " ".join(random_sentence(np.random.default_rng()))
+def keep_unreadable_uploads(image: gr.Image) -> gr.Image:
+    """Make ``image`` hand an unreadable upload to the event function as its path, instead of failing in gradio's
+    preprocessing with a bare "Error": ``talkinghead.io.load_image`` then names the problem. (A per-instance wrapper:
+    a ``gr.Image`` subclass would make gradio write a ``.pyi`` stub next to this file at import.)"""
+    preprocess = image.preprocess
 
-
-def _whole_number(value: float | None, name: str, low: int, high: int) -> int:
-    """``value`` as an int in [low, high], or a ``gr.Error`` that says what to enter."""
-    if not isinstance(value, numbers.Real) or not float(value).is_integer() or not low <= value <= high:
-        raise gr.Error(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-    return int(value)
-
-
-def _new_output_dir() -> Path:
-    """A fresh directory for one call's files, after removing those of calls older than ``OUTPUT_MAX_AGE``."""
-    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
-    cutoff = time.time() - OUTPUT_MAX_AGE
-    for old in OUTPUT_ROOT.iterdir():
+    def tolerant(payload):
         try:
-            if old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
-        except FileNotFoundError:  # another call removed it first
-            pass
-    return Path(tempfile.mkdtemp(dir=OUTPUT_ROOT))
+            return preprocess(payload)
+        except Exception:  # noqa: BLE001 — PIL raises several types for broken files; load_image reports them
+            return str(payload.path) if payload is not None and payload.path else None
+
+    image.preprocess = tolerant
+    return image
 
 
-def plot_tracks(audio: np.ndarray, words: list[Word], lmk: np.ndarray) -> Figure:
-    """Waveform with word boundaries, mouth opening and eye aspect ratio, on one time axis.
-
-    Args:
-        audio: (N,) float32 at 16 kHz.
-        words: the spoken words with start and end times in seconds.
-        lmk: (T, 68, 2) landmarks at 25 fps; frame i is shown at i / 25 s.
-    Returns:
-        A matplotlib figure (not registered with pyplot, so nothing leaks between calls).
-    """
-    fig = Figure(figsize=(8, 5.5), layout="constrained")
-    ax_wave, ax_mouth, ax_eye = fig.subplots(3, 1, sharex=True, height_ratios=(1.4, 1, 1))
-    t_frames = np.arange(len(lmk)) / FPS  # (T,)
-
-    ax_wave.plot(np.arange(len(audio)) / SR, audio, lw=0.5, color="0.35")
-    boundaries = sorted({t for word in words for t in (word.start, word.end)})
-    ax_wave.vlines(boundaries, 0, 1, transform=ax_wave.get_xaxis_transform(), colors="C0", lw=0.8)
-    for word in words:  # labels just above the axes: x in seconds, y in axes units
-        ax_wave.text((word.start + word.end) / 2, 1.02, word.text, transform=ax_wave.get_xaxis_transform(),
-                     ha="center", va="bottom", fontsize=8, rotation=0 if len(words) <= 12 else 90)
-    ax_wave.set_ylabel("waveform")
-
-    ax_mouth.plot(t_frames, mouth_opening(lmk), color="C3")
-    ax_mouth.set_ylabel("mouth opening")
-    ax_eye.plot(t_frames, eye_aspect_ratio(lmk), color="C2")
-    ax_eye.set_ylabel("eye aspect ratio")
-    ax_eye.set_xlabel("time (s)")
-    ax_eye.set_xlim(0, max(len(audio) / SR, len(lmk) / FPS))
-    for ax in (ax_wave, ax_mouth, ax_eye):
-        ax.grid(alpha=0.3)
-    return fig
+def _slider(control, supported: bool = False) -> gr.Slider:
+    return gr.Slider(control.minimum, control.maximum, value=control.value, step=control.step, label=control.label,
+                     interactive=supported, info=control.info if supported else UNSUPPORTED[control.group])
 
 
-def generate(
-    text: str | None,
-    speaker: float | None,
-    voice: str | None,
-    seed: float | None,
-    size: float | None,
-    progress: gr.Progress = gr.Progress(),  # gradio finds the tracker by this default; it is never mutated here
-) -> tuple[str, Figure]:
-    """Render ``text`` as a SynthGRID clip.
+def build_demo(pipelines: Mapping[str, str | os.PathLike] | None = None, *, studio: Studio | None = None) -> gr.Blocks:
+    """The whole page, queued (``CONCURRENCY`` generations at a time, at most ``QUEUE_SIZE`` waiting).
 
     Args:
-        text: what to say, 1–300 characters, in the voice's language.
-        speaker: 0–999; each number is another face and voice pitch, rate and timbre.
-        voice: an espeak-ng language such as ``"en-US"`` or ``"fr"`` (``talkinghead.audio.tts.list_languages()``).
-        seed: blinks, brows, head motion and pauses; the same inputs and seed give the same video.
-        size: frame width and height in pixels, 64–256.
-    Returns:
-        (video, figure): the mp4's path (H.264 + AAC, 25 fps) and the plot of ``plot_tracks``.
-    Raises:
-        gr.Error: bad input, with a message that names the problem and the fix; the server keeps serving.
+        pipelines: pipeline name -> weights (name in ``weights/`` or a ``.safetensors`` path); default: the env var
+            ``TALKINGHEAD_DEMO_WEIGHTS``, else the shipped files. Missing weights do not stop the page: it says which
+            file is missing and how to get it.
+        studio: a ready ``Studio`` (tests); overrides ``pipelines``.
     """
-    text = text or ""
-    if len(text) > MAX_CHARS:
-        raise gr.Error(f"the text is {len(text)} characters long: shorten it to {MAX_CHARS} or fewer")
-    if not voice:
-        raise gr.Error("no voice chosen: pick one from the list or type an espeak-ng language such as en-US")
-    speaker = _whole_number(speaker, "speaker", 0, MAX_SPEAKER)
-    seed = _whole_number(seed, "seed", 0, 2**32 - 1)
-    size = _whole_number(size, "frame size", 64, 256)
+    studio = studio or Studio(PipelineStore(pipelines))
+    names = studio.store.names
 
-    progress(0.0, desc="speaking and rendering")
-    out_dir = _new_output_dir()
-    try:
-        path, clip, lmk = render_text(text, out_dir / "synthgrid.mp4", speaker_seed=speaker, language=voice,
-                                      size=size, seed=seed)
-    except ValueError as err:  # empty text, unknown voice, bad size; talkinghead.io.InputError is one too
-        shutil.rmtree(out_dir, ignore_errors=True)
-        raise gr.Error(str(err)) from err
-    progress(0.9, desc="plotting")
-    fig = plot_tracks(clip.audio, clip.words, lmk)
-    progress(1.0, desc="done")
-    return str(path), fig
+    def on_generate(*args):
+        *inputs, progress = args  # gradio appends the progress tracker: see the signature below
+        photo, audio, speech_from, text, language, variant, model, seed, paste_back, *values = inputs
+        return tuple(studio.generate(photo, audio, speech_from, text, language, variant, model, seed, paste_back,
+                                     controls=dict(zip([c.name for c in CONTROLS], values)), progress=progress))
 
+    # Named parameters for gradio (which finds gr.Progress by its default) and for API clients (which see the names).
+    on_generate.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in GENERATE_INPUTS]
+        + [inspect.Parameter(c.name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for c in CONTROLS]
+        + [inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress())]
+    )
 
-def build_demo() -> gr.Blocks:
-    """The page: text and controls on the left, the video and its plot on the right. Queued, two renders at a time."""
-    with gr.Blocks(title="talkinghead · SynthGRID", delete_cache=(3600, 3600)) as demo:
-        gr.Markdown("# talkinghead: SynthGRID sample\n" + INTRO)
-        with gr.Row():
-            with gr.Column(scale=1):
-                text = gr.Textbox(DEFAULT_TEXT, label="Text", lines=2, info=f"up to {MAX_CHARS} characters")
-                random_button = gr.Button("Random GRID sentence", size="sm")
-                voice = gr.Dropdown([(label, code) for label, code in VOICES], value=VOICES[0][1], label="Voice",
-                                    allow_custom_value=True, info="or type any espeak-ng language, e.g. pt or nl")
+    def on_example(photo, speech_from, text, language, variant, progress=gr.Progress()):
+        defaults = [c.value for c in CONTROLS]
+        return on_generate(photo, None, speech_from, text, language, variant, names[0], 0, True, *defaults,
+                           progress)[:5]
+
+    with gr.Blocks(title="talkinghead · talking-head demo", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(INTRO)
+        sliders: dict[str, gr.Slider] = {}
+        with gr.Tabs():
+            with gr.Tab("Photo + speech", id="talk"):
                 with gr.Row():
-                    speaker = gr.Number(0, label="Speaker", precision=0, minimum=0, maximum=MAX_SPEAKER,
-                                        info=f"face and voice, 0–{MAX_SPEAKER}")
-                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, info="blinks, head motion, pauses")
-                size = gr.Radio(list(SIZES), value=128, label="Frame size (pixels)")
-                generate_button = gr.Button("Generate", variant="primary")
-            with gr.Column(scale=2):
-                video = gr.Video(label="SynthGRID video", autoplay=True, interactive=False)
-                plot = gr.Plot(label="Waveform and words · mouth opening · eye aspect ratio")
-        gr.Examples(
-            [
-                ["bin red by g nine soon", 7, "en-GB-scotland"],
-                ["The quick brown fox jumps over the lazy dog.", 42, "en-US"],
-                ["Bonjour, je suis un visage synthétique.", 3, "fr"],
-            ],
-            inputs=[text, speaker, voice],
-        )
+                    with gr.Column(scale=1):
+                        photo = keep_unreadable_uploads(gr.Image(label="Face photo", sources=["upload", "webcam"],
+                                                                 type="filepath", height=300, elem_id="photo"))
+                        speech_from = gr.Radio(list(SPEECH_FROM), value=SPEECH_FROM[0], label="Speech from")
+                        audio = gr.Audio(label="Speech clip", sources=["upload", "microphone"], type="filepath",
+                                         elem_id="speech")
+                        with gr.Group(visible=False) as typed:
+                            text = gr.Textbox("Hello! I am a talking head made from a single photo.", label="Text to say",
+                                              lines=2, info="spoken by espeak-ng")
+                            with gr.Row():
+                                language = gr.Dropdown([(label, code) for label, code in VOICES], value="en-US",
+                                                       label="Language", allow_custom_value=True,
+                                                       info="or any espeak-ng language, e.g. pt or nl")
+                                variant = gr.Dropdown(list(VARIANTS), value="", label="Voice")
+                        model = gr.Dropdown(names, value=names[0], label="Model")
+                        card = gr.Markdown(elem_id="card")
+                        with gr.Accordion("Controls", open=True):
+                            with gr.Row():
+                                seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=2**32 - 1,
+                                                 info="same inputs and seed, same video")
+                                paste_back = gr.Checkbox(True, label="Paste back into the whole photo",
+                                                         info="off: the aligned face crop only")
+                            for control in CONTROLS:
+                                if control.group == "motion":
+                                    sliders[control.name] = _slider(control)
+                        generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
+                    with gr.Column(scale=2):
+                        video = gr.Video(label="Talking head", autoplay=True, interactive=False, buttons=["download"],
+                                         height=480, elem_id="result")
+                        summary = gr.Markdown(label="Summary", elem_id="summary")
+                        tracks = gr.Plot(label="Waveform · predicted mouth opening · eye aspect ratio and blinks")
+                        with gr.Row():
+                            face = gr.Image(label="Landmarks found and the crop the model saw", interactive=False)
+                            scores = gr.JSON(label="Scores")
+                gr.Markdown("**Examples** — SynthGRID faces (the models' training distribution) and scikit-image's "
+                            "astronaut photo (Eileen Collins, a NASA photograph in the public domain), each with typed "
+                            "speech. Results are made on first click and kept.")
+                gr.Examples(examples(), inputs=[photo, speech_from, text, language, variant],
+                            outputs=[video, tracks, face, summary, scores], fn=on_example, cache_examples=True,
+                            cache_mode="lazy")
 
-        random_button.click(random_text, outputs=text, api_name="random_sentence")
-        generate_button.click(generate, inputs=[text, speaker, voice, seed, size], outputs=[video, plot],
-                              api_name="generate")
-    demo.queue(default_concurrency_limit=2, max_size=16)
+            with gr.Tab("Latent trajectory + pivotal tuning", id="stylegan"):
+                gr.Markdown(STYLEGAN_NOTE)
+                with gr.Row():
+                    with gr.Column():
+                        gr.Markdown("#### Latent trajectory")
+                        for control in CONTROLS:
+                            if control.group == "trajectory":
+                                sliders[control.name] = _slider(control)
+                        trajectory = gr.Plot(label="Latent trajectory (first two principal components over time)")
+                    with gr.Column():
+                        gr.Markdown("#### Pivotal tuning")
+                        for control in CONTROLS:
+                            if control.group == "tuning":
+                                sliders[control.name] = _slider(control)
+                        with gr.Row():
+                            before = gr.Image(label="Inverted, before tuning", interactive=False)
+                            after = gr.Image(label="After pivotal tuning", interactive=False)
+                        inversion = gr.Markdown("*Reconstruction scores appear here.*", label="Reconstruction scores")
+
+            with gr.Tab("SynthGRID", id="synthgrid"):
+                synthgrid_tab()
+
+        # -- events
+        controls = [sliders[c.name] for c in CONTROLS]
+        outputs = [video, tracks, face, summary, scores, trajectory, before, after, inversion]
+
+        def on_model(name):
+            markdown, supported = studio.describe(name)
+            updates = [gr.Slider(interactive=supported[c.name], info=c.info if supported[c.name] else UNSUPPORTED[c.group])
+                       for c in CONTROLS]
+            return markdown, *updates
+
+        def on_speech_from(choice):
+            return gr.Audio(visible=choice == SPEECH_FROM[0]), gr.Group(visible=choice == SPEECH_FROM[1])
+
+        speech_from.change(on_speech_from, speech_from, [audio, typed], api_visibility="private", queue=False)
+        # Cards and sliders are not held up behind running generations (only the first call loads the model).
+        model.change(on_model, model, [card, *controls], api_visibility="private", concurrency_limit=None)
+        demo.load(on_model, model, [card, *controls], api_visibility="private", concurrency_limit=None)
+        generate_button.click(on_generate, [photo, audio, speech_from, text, language, variant, model, seed, paste_back,
+                                            *controls], outputs, api_name="generate")
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo

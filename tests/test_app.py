@@ -1,4 +1,7 @@
-"""Tests for the Gradio demo: the event function, the served API and ``python app.py`` itself."""
+"""Tests for the Gradio demo's SynthGRID tab (event function and served API) and ``python app.py`` itself.
+
+The photo + speech tab is tested in tests/test_demo_*.py.
+"""
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no calls home
@@ -19,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # app.py and demo/ live at the repository root, outside the installed package
     sys.path.insert(0, str(ROOT))
 
-from demo import ui  # noqa: E402
+from demo import common, synthgrid, ui  # noqa: E402
 from talkinghead.data.synthgrid.corpus import GRID_GRAMMAR  # noqa: E402
 from talkinghead.io import read_video  # noqa: E402
 
@@ -30,8 +33,8 @@ SENTENCE = "place blue at f two now"
 def output_root(tmp_path_factory):
     """Keep the videos of this module's calls in pytest's temporary directory, not the demo's."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ui, "OUTPUT_ROOT", tmp_path_factory.mktemp("outputs"))
-        yield ui.OUTPUT_ROOT
+        patch.setattr(common, "OUTPUT_ROOT", tmp_path_factory.mktemp("outputs"))
+        yield common.OUTPUT_ROOT
 
 
 def free_port() -> int:
@@ -45,7 +48,7 @@ def test_build_demo_returns_blocks():
 
 
 def test_generate_writes_a_video_with_audio_and_a_plot():
-    path, fig = ui.generate(SENTENCE, 3, "en-US", 0, 96)
+    path, fig = synthgrid.generate(SENTENCE, 3, "en-US", 0, 96)
     frames, fps, audio = read_video(path)
     assert Path(path).suffix == ".mp4"
     assert frames.shape[0] > 10 and frames.shape[1:] == (96, 96, 3)
@@ -64,35 +67,35 @@ def test_generate_writes_a_video_with_audio_and_a_plot():
     [
         ("", "en-US", "nothing to say"),
         ("   ", "en-US", "nothing to say"),
-        ("a" * (ui.MAX_CHARS + 1), "en-US", f"{ui.MAX_CHARS} or fewer"),
+        ("a" * (synthgrid.MAX_CHARS + 1), "en-US", f"{synthgrid.MAX_CHARS} or fewer"),
         (SENTENCE, "xx-not-a-voice", "has no voice"),
     ],
 )
 def test_bad_input_raises_gr_error(text, voice, message):
     with pytest.raises(gr.Error, match=message):
-        ui.generate(text, 0, voice, 0, 96)
+        synthgrid.generate(text, 0, voice, 0, 96)
 
 
 @pytest.mark.parametrize("speaker", [-1, 1000, 2.5, None])
 def test_bad_speaker_raises_gr_error(speaker):
     with pytest.raises(gr.Error, match="speaker must be a whole number"):
-        ui.generate(SENTENCE, speaker, "en-US", 0, 96)
+        synthgrid.generate(SENTENCE, speaker, "en-US", 0, 96)
 
 
 def test_old_output_directories_are_swept(output_root):
     old, recent = output_root / "old-call", output_root / "recent-call"
     for folder in (old, recent):
         folder.mkdir()
-    long_ago = time.time() - ui.OUTPUT_MAX_AGE - 60
+    long_ago = time.time() - common.OUTPUT_MAX_AGE - 60
     os.utime(old, (long_ago, long_ago))
-    path, _ = ui.generate("now", 0, "en-US", 0, 96)
+    path, _ = synthgrid.generate("now", 0, "en-US", 0, 96)
     assert not old.exists()
     assert recent.exists()
     assert Path(path).parent.parent == output_root
 
 
 def test_random_text_follows_grid_grammar():
-    words = ui.random_text().split()
+    words = synthgrid.random_text().split()
     assert len(words) == len(GRID_GRAMMAR)
     assert all(word in slot for word, slot in zip(words, GRID_GRAMMAR))
 
@@ -111,7 +114,7 @@ def client():
 
 
 def test_served_generate_returns_a_video(client):
-    video, plot = client.predict(SENTENCE, 1, "en", 0, 96, api_name="/generate")
+    video, plot = client.predict(SENTENCE, 1, "en", 0, 96, api_name="/synthgrid")
     assert isinstance(video, str) and Path(video).is_file()  # gradio 6 clients get a Video as a plain filepath
     assert read_video(video)[0].shape[0] > 10
     assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/")
@@ -119,10 +122,10 @@ def test_served_generate_returns_a_video(client):
 
 def test_served_bad_input_errors_and_server_keeps_serving(client):
     with pytest.raises(Exception, match="or fewer"):
-        client.predict("a" * (ui.MAX_CHARS + 1), 0, "en-US", 0, 96, api_name="/generate")
+        client.predict("a" * (synthgrid.MAX_CHARS + 1), 0, "en-US", 0, 96, api_name="/synthgrid")
     with pytest.raises(Exception, match="has no voice"):
-        client.predict(SENTENCE, 0, "xx-not-a-voice", 0, 96, api_name="/generate")
-    video, _ = client.predict("bin red", 0, "en-US", 0, 96, api_name="/generate")
+        client.predict(SENTENCE, 0, "xx-not-a-voice", 0, 96, api_name="/synthgrid")
+    video, _ = client.predict("bin red", 0, "en-US", 0, 96, api_name="/synthgrid")
     assert Path(video).is_file()
 
 
