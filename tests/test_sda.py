@@ -211,6 +211,12 @@ def test_cli_trains_resumes_and_ships(prepared, tmp_path, capsys):
     assert (out / "checkpoints" / "latest").read_text() == "step_00000002"
     assert main(["train", "sda", "--config", "tiny", "--data", str(prepared), "--set", "nope=1", "--out", str(out), "--steps", "1"]) == 2
     assert "FIELD one of" in capsys.readouterr().err
+    # export: the EMA generator of the latest checkpoint as weights a pipeline loads
+    assert main(["export", str(out), str(weights / "sda_run.safetensors")]) == 0
+    G = load_generator("sda_run.safetensors", root=weights)
+    assert G.cfg == Config.preset("tiny", discriminators=("frame",))
+    assert read_manifest(weights)["sda_run.safetensors"]["steps"] == 2
+    assert main(["export", str(tmp_path / "nothing"), str(weights / "x.safetensors")]) == 2
 
 
 def test_load_generator_round_trip(tmp_path):

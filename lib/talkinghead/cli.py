@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_encoder_parser(train)
     add_eval_parser(sub)
+    from talkinghead.training.cli import add_export_parser
+
+    add_export_parser(sub)
     from talkinghead.stylegan2.convert import add_convert_parser
 
     add_convert_parser(sub)

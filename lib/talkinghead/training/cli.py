@@ -99,3 +99,36 @@ def _run(args: argparse.Namespace, *, config_type, make_task: Callable, ship: Ca
             return 1
         ship(result, args, cfg)
     return 0
+
+
+def add_export_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``python -m talkinghead export RUN OUT.safetensors``: the EMA generator of a run's latest checkpoint as
+    shippable weights (fp16, manifest entry with the exact config and steps beside the file; no measurements)."""
+    p = sub.add_parser("export", help="a training run's EMA generator as weights (.safetensors + manifest entry)")
+    p.add_argument("run", help="run folder (the --out of `train`)")
+    p.add_argument("out", help="output .safetensors path; its folder gets a manifest.json entry")
+    p.set_defaults(func=_export)
+    return p
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from talkinghead.hub import save_weights
+    from talkinghead.io import InputError
+    from talkinghead.training import latest_checkpoint
+
+    checkpoint = latest_checkpoint(args.run)
+    if checkpoint is None:
+        raise InputError(f"{args.run} has no checkpoint: give the --out folder of a `python -m talkinghead train` run")
+    state = json.loads((checkpoint / "state.json").read_text())
+    weights = {k[len("G_ema."):]: v for k, v in load_file(str(checkpoint / "nets.safetensors")).items() if k.startswith("G_ema.")}
+    out = Path(args.out)
+    path = save_weights(weights, out.name, root=out.parent, config=state["config"].get("name"), config_dict=state["config"],
+                        steps=state["step"], data=f"{state['data']['root']} (train split)",
+                        training={k: state.get(k) for k in ("task", "batch_size", "accum", "seed", "world")},
+                        metrics={})
+    print(f"{checkpoint} (step {state['step']}) -> {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    return 0
