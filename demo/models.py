@@ -159,10 +159,19 @@ def card_markdown(name: str, card: Mapping[str, Any], problem: str | None = None
     ]
     table = (card.get("metrics") or {}).get("test") or {}
     if isinstance(table, Mapping) and table and all(isinstance(row, Mapping) for row in table.values()):
-        metrics = list(dict.fromkeys(metric for row in table.values() for metric in row))
-        rows = [f"| system | {' | '.join(metrics)} |", "|---" * (len(metrics) + 1) + "|"]
-        rows += [f"| {system} | " + " | ".join(format_number(row.get(metric, "–")) for metric in metrics) + " |"
-                 for system, row in table.items()]
+        # One row per metric, one column per system: fits the narrow side column however many metrics there are.
+        from talkinghead.metrics.evaluate import METRICS
+
+        arrows = {True: " ↑", False: " ↓", None: ""}
+        systems = list(table)
+        present = set(metric for row in table.values() for metric in row)
+        metrics = [m for m in METRICS if m in present] + sorted(present - set(METRICS))  # the harness's order
+        rows = [f"| metric | {' | '.join(systems)} |", "|---" * (len(systems) + 1) + "|"]
+        for metric in metrics:
+            known = METRICS.get(metric)
+            label = f"{known.label}{arrows[known.higher_is_better]}" if known else metric
+            rows.append(f"| {label} | " + " | ".join("–" if table[system].get(metric) is None else format_number(table[system][metric])
+                                                for system in systems) + " |")
         paragraphs += ["**Measured on the held-out test speakers** (`docs/RESULTS.md` explains each metric):", "\n".join(rows)]
     else:
         paragraphs.append("*No measured table for these weights yet.*")

@@ -202,7 +202,7 @@ def test_missing_weights_say_which_file_and_the_page_still_works(tmp_path, monke
 def test_card_and_controls_follow_the_pipeline(studio):
     markdown, supported = studio.describe("sda")
     assert "Temporal GAN" in markdown and "random init (test)" in markdown
-    assert "| sda | 2.54 | 27.9 |" in markdown and "| static | 0.31 | 30.2 |" in markdown
+    assert "| metric | sda | static |" in markdown and "| LSE-C ↑ | 2.54 | 0.31 |" in markdown and "| PSNR (dB) ↑ | 27.9 | 30.2 |" in markdown
     assert supported == {c.name: False for c in CONTROLS}  # SDA takes the seed only
     # A later pipeline enables a control by listing it in its card.
     card = {"title": "StyleGAN talker", "controls": ["seed", "head_motion", "trajectory_scale"]}
