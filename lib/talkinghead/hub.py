@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WEIGHTS_DIR", "HUB_REPO_ENV", "WeightsError", "weights_path", "load_weights", "save_weights", "read_manifest", "sha256"]
+__all__ = ["WEIGHTS_DIR", "HUB_REPO_ENV", "WeightsError", "weights_path", "load_weights", "load_state_strict", "save_weights",
+           "read_manifest", "sha256"]
 
 WEIGHTS_DIR = Path(os.environ.get("TALKINGHEAD_WEIGHTS", Path(__file__).resolve().parents[2] / "weights"))
 HUB_REPO_ENV = "TALKINGHEAD_HUB_REPO"  # e.g. "talkinghead/weights": where to look when weights/ lacks a file
@@ -86,6 +87,23 @@ def load_weights(name: str, *, root: str | os.PathLike | None = None, dtype: Any
     dtype = dtype or torch.float32
     state = load_file(weights_path(name, root=root, repo_id=repo_id))
     return {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+
+
+def load_state_strict(module: Any, state: dict, *, problem: str, fix: str) -> None:
+    """Load ``state`` into ``module`` only if every name and shape matches (cast to the module's dtypes).
+
+    Raises:
+        WeightsError: ``problem`` (e.g. "x.safetensors does not fit the … net"), the missing, unexpected and wrongly
+            shaped names, and ``fix``.
+    """
+    expected = module.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        raise WeightsError(f"{problem}: missing {missing[:5] or 'none'}, unexpected {unexpected[:5] or 'none'}, "
+                           f"wrong shapes {wrong[:5] or 'none'}; {fix}")
+    module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
 
 
 def save_weights(

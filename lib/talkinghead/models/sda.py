@@ -640,7 +640,7 @@ def load_generator(name: str = WEIGHTS_NAME, *, root=None, device=None) -> Gener
 
     The manifest entry's ``config_dict`` rebuilds the exact config; every tensor's name and shape is checked.
     """
-    from talkinghead.hub import WeightsError, load_weights, read_manifest, weights_path
+    from talkinghead.hub import WeightsError, load_state_strict, load_weights, read_manifest, weights_path
 
     path = weights_path(name, root=root)
     entry = read_manifest(path.parent).get(path.name) or {}
@@ -648,14 +648,7 @@ def load_generator(name: str = WEIGHTS_NAME, *, root=None, device=None) -> Gener
         raise WeightsError(f"{path} has no manifest entry with its 'config_dict': ship it with "
                            "`python -m talkinghead train sda … --ship NAME`")
     G = Generator(Config.from_dict(entry["config_dict"]))
-    state = load_weights(str(path))
-    expected = G.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        raise WeightsError(f"{path} does not fit its config: missing {missing[:5]}, unexpected {unexpected[:5]}, "
-                           f"wrong shapes {wrong[:5]}: download or ship it again")
-    G.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    load_state_strict(G, load_weights(str(path)), problem=f"{path} does not fit its config", fix="download or ship it again")
     return G.eval().to(device or "cpu")
 
 

@@ -231,7 +231,7 @@ class LandmarkNet(nn.Module):
     ) -> "LandmarkNet":
         """Load shipped weights (see ``talkinghead.hub``): the manifest entry's ``config`` names the preset; every
         tensor's shape is checked. Returns the network in eval mode on ``device`` (default CPU)."""
-        from talkinghead.hub import WeightsError, load_weights, read_manifest, weights_path
+        from talkinghead.hub import WeightsError, load_state_strict, load_weights, read_manifest, weights_path
 
         path = weights_path(name, root=root)
         entry = read_manifest(path.parent).get(path.name)
@@ -239,15 +239,8 @@ class LandmarkNet(nn.Module):
             raise WeightsError(f"{path} has no manifest entry with a 'config' preset: save it with talkinghead.hub.save_weights(..., config=...)")
         model = cls(LandmarkNetConfig.preset(entry["config"]))
         state = load_weights(str(path))
-        expected = model.state_dict()
-        wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items() if k in state and state[k].shape != v.shape]
-        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-        if wrong or missing or unexpected:
-            raise WeightsError(
-                f"{path} does not fit the {entry['config']!r} landmark net: shapes {wrong or 'ok'}, missing {missing or 'none'}, "
-                f"unexpected {unexpected or 'none'}: the manifest's config and the file disagree; train or download them again"
-            )
-        model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+        load_state_strict(model, state, problem=f"{path} does not fit the {entry['config']!r} landmark net",
+                          fix="the manifest's config and the file disagree; train or download them again")
         return model.to(device or "cpu").eval()
 
 

@@ -233,7 +233,7 @@ class SyncNet(nn.Module):
 
         The preset comes from the weights' manifest entry (``config``); every tensor's name and shape must match.
         """
-        from talkinghead.hub import WeightsError, load_weights, read_manifest, weights_path
+        from talkinghead.hub import WeightsError, load_state_strict, load_weights, read_manifest, weights_path
 
         path = weights_path(name, root=root)
         entry = read_manifest(path.parent).get(path.name)
@@ -241,13 +241,8 @@ class SyncNet(nn.Module):
             raise WeightsError(f"{path} has no manifest entry with its config preset: save it with hub.save_weights(..., config='synth128')")
         net = cls(SyncNetConfig.preset(entry["config"]))
         state = load_weights(str(path))
-        expected = net.state_dict()
-        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-        wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-        if missing or unexpected or wrong:
-            raise WeightsError(f"{path} does not fit SyncNet preset {entry['config']!r}: missing {missing}, unexpected {unexpected}, "
-                               f"wrong shapes {wrong}; retrain it or fix its manifest entry")
-        net.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+        load_state_strict(net, state, problem=f"{path} does not fit SyncNet preset {entry['config']!r}",
+                          fix="retrain it or fix its manifest entry")
         return net.to(device).eval()
 
 
