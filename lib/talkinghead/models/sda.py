@@ -657,6 +657,7 @@ def _ship(result, args, cfg: Config) -> None:
     from talkinghead.data.prepare import PreparedCorpus
     from talkinghead.hub import save_weights
     from talkinghead.metrics.evaluate import evaluate, from_system, markdown_table, write_report
+    from talkinghead.training.cli import run_record
 
     G = result.nets["G_ema"].cpu().eval()
     task = SDATask(cfg)
@@ -671,9 +672,7 @@ def _ship(result, args, cfg: Config) -> None:
         G.state_dict(), args.ship, config=cfg.name, config_dict=cfg.to_dict(), steps=result.step,
         data=f"{corpus.root.name}: train speakers {speakers['train']}, measured on test speakers {speakers['test']} ({report['n_clips']} clips)",
         metrics={"test": table},
-        training={"batch_size": args.batch_size, "accum": args.accum, "seed": args.seed, "ema_decay": args.ema_decay,
-                  "device": "cuda" if torch.cuda.is_available() and not args.cpu else "cpu",
-                  "seconds": result.history[-1]["seconds"] if result.history else None},
+        training=run_record(result, args),
     )
     print(f"shipped {path} ({path.stat().st_size / 1e6:.2f} MB)")
 

@@ -198,6 +198,7 @@ def _ship(result, args, cfg: Config) -> None:
     from talkinghead.data.prepare import PreparedCorpus
     from talkinghead.hub import save_weights
     from talkinghead.stylegan2.quality import measure_generator
+    from talkinghead.training.cli import run_record
 
     G = result.nets["G_ema"].cpu().eval()
     corpus = PreparedCorpus.open(args.data)
@@ -210,9 +211,7 @@ def _ship(result, args, cfg: Config) -> None:
         data=f"{corpus.root.name}: single frames of train speakers {train_speakers}; precision / recall against "
              f"train frames, face threshold from test speakers {test_speakers}",
         metrics={"quality": metrics},
-        training={"batch_size": args.batch_size, "accum": args.accum, "seed": args.seed, "ema_decay": args.ema_decay,
-                  "device": "cuda" if torch.cuda.is_available() and not args.cpu else "cpu",
-                  "seconds": result.history[-1]["seconds"] if result.history else None},
+        training=run_record(result, args),
     )
     print(f"shipped {path} ({path.stat().st_size / 1e6:.2f} MB)")
 

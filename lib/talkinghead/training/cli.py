@@ -12,7 +12,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 
-__all__ = ["add_fit_parser", "parse_overrides"]
+__all__ = ["add_fit_parser", "parse_overrides", "run_record"]
 
 
 def parse_overrides(items: list[str], config_type) -> dict:
@@ -33,6 +33,15 @@ def parse_overrides(items: list[str], config_type) -> dict:
             value = type(default)(ast.literal_eval(text))
         out[key] = value
     return out
+
+
+def run_record(result, args: argparse.Namespace) -> dict:
+    """How a shipped model was trained, for its manifest entry: batch, accumulation, seed, EMA, device, seconds."""
+    import torch
+
+    return {"batch_size": args.batch_size, "accum": args.accum, "seed": args.seed, "ema_decay": args.ema_decay,
+            "device": "cuda" if torch.cuda.is_available() and not args.cpu else "cpu",
+            "seconds": result.history[-1]["seconds"] if result.history else None}
 
 
 def add_fit_parser(
