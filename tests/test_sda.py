@@ -182,6 +182,21 @@ def test_fit_resumes_exactly(prepared, tmp_path):
     assert straight.history[2]["L1"] == pytest.approx(rows[2]["L1"], abs=0)
 
 
+def test_fit_log_follows_the_checkpoint_it_starts_from(prepared, tmp_path):
+    """A fresh start (resume=False) empties an old log; a resume drops rows logged after its checkpoint (a run
+    killed between checkpoints), so the log never holds a step twice."""
+    kwargs = dict(batch_size=2, seed=0, log_every=1, progress=False, checkpoint_every=0)
+    fit(SDATask(CFG), prepared, out=tmp_path, steps=2, **kwargs)
+    log = tmp_path / "log.jsonl"
+    with open(log, "a") as f:                              # as if step 3 was logged, then the process died
+        f.write(json.dumps({"step": 3, "L1": 0.0}) + "\n")
+    fit(SDATask(CFG), prepared, out=tmp_path, steps=3, **kwargs)
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3]
+    assert json.loads(log.read_text().splitlines()[2])["L1"] > 0
+    fit(SDATask(CFG), prepared, out=tmp_path, steps=1, resume=False, **kwargs)
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1]
+
+
 def test_fit_accumulation_sees_the_windows_of_a_bigger_batch(prepared, tmp_path):
     """accum=2 × batch 2 draws the same four windows as one batch of 4 and logs the mean of its micro-batches
     (the first step's L1 is measured before any update; only batch-norm statistics differ between the two)."""

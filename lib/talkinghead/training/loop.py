@@ -108,6 +108,19 @@ def _write_json_line(path: Path, row: dict) -> None:
         f.write(json.dumps(row) + "\n")
 
 
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep only the rows of ``path`` up to ``step``, the step the run starts from: a fresh start (0) empties
+    it, a resume drops the rows logged after its checkpoint (those steps run again). Rewritten atomically."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+
+
 def fit(
     task,
     data,
@@ -201,6 +214,8 @@ def fit(
         stream.epoch, stream.position = state["data"]["epoch"], state["data"]["position"]
         if main:
             accelerator.print(f"resumed from {checkpoint} at step {step}")
+    if main:
+        _truncate_log(out / "log.jsonl", step)
 
     def batches() -> Iterator[dict]:
         for epoch, indices in stream:
