@@ -9,7 +9,7 @@ from talkinghead.inversion import api
 from talkinghead.inversion.editing import apply_direction, apply_directions, principal_directions
 from talkinghead.inversion.encoder import Config as EncoderConfig
 from talkinghead.inversion.encoder import Encoder
-from talkinghead.inversion.measure import format_table, measure_inversion
+from talkinghead.inversion.measure import astronaut_crop, format_group_table, format_table, improves_everywhere, measure_inversion
 from talkinghead.stylegan2 import Config, Generator
 
 
@@ -70,10 +70,28 @@ def test_api_invert_tune_edit_report_progress(G, tmp_path, monkeypatch):
 def test_measure_inversion_table(G):
     images = G.synthesis(G.mapping(torch.randn(2, G.z_dim), None), noise_mode="const")
     E = Encoder(EncoderConfig.preset("tiny"))
-    rows = measure_inversion(G, E, images, methods=("encoder", "pti"), refine_steps=3, pti_steps=3, perceptual="structural")
+    rows = measure_inversion(G, E, images, methods=("encoder", "pti"), refine_steps=3, pti_steps=3, perceptual="structural",
+                             groups=["s1", "s2"])
     assert [r["method"] for r in rows] == ["encoder", "pti"]
+    # Per group: one image each, so each group's figures are that image's, and they average to the row's.
+    for r in rows:
+        assert list(r["groups"]) == ["s1", "s2"] and all(g["images"] == 1 for g in r["groups"].values())
+        assert np.mean([g["psnr"] for g in r["groups"].values()]) == pytest.approx(r["psnr"])
+    # The untrained tiny encoder outputs the mean w; 3 PTI steps around a projected pivot must do better.
+    verdict = improves_everywhere(rows)
+    assert set(verdict) == {"s1", "s2"} and all(isinstance(v, bool) for v in verdict.values())
+    assert "| s1 | 1 |" in format_group_table(rows)
     assert all(r["images"] == 2 and np.isfinite(r["psnr"]) and -1 <= r["ssim"] <= 1 and r["seconds_per_image"] > 0 for r in rows)
     assert rows[0]["perceptual_kind"] == "StructuralDistance"
     assert "| encoder | 2 |" in format_table(rows)
     with pytest.raises(ValueError, match="need an encoder"):
         measure_inversion(G, None, images, methods=("encoder",))
+    with pytest.raises(ValueError, match="groups names 1 images"):
+        measure_inversion(G, E, images, methods=("encoder",), groups=["s1"])
+
+
+def test_astronaut_crop_is_the_aligned_face():
+    crop = astronaut_crop(128)
+    assert crop.shape == (128, 128, 3) and crop.dtype == np.uint8
+    # Aligned as SynthGRID crops are: the face fills the crop, so its centre is skin, not the dark background.
+    assert crop[48:80, 48:80].mean() > 100

@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from talkinghead.io import write_text_atomic
+
 __all__ = ["WEIGHTS_DIR", "HUB_REPO_ENV", "WeightsError", "weights_path", "load_weights", "load_state_strict", "save_weights",
            "read_manifest", "sha256"]
 
@@ -39,12 +41,6 @@ def read_manifest(root: str | os.PathLike | None = None) -> dict[str, Any]:
     """The manifest of ``root`` (default: the project's ``weights/``); empty when there is none."""
     path = Path(root or WEIGHTS_DIR) / "manifest.json"
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def weights_path(name: str, *, root: str | os.PathLike | None = None, repo_id: str | None = None) -> Path:
@@ -133,5 +129,5 @@ def save_weights(
     os.replace(tmp, path)
     manifest = read_manifest(root)
     manifest[name] = {**entry, "sha256": digest, "dtype": "float16" if half else "float32", "bytes": path.stat().st_size}
-    _write_json_atomic(root / "manifest.json", manifest)
+    write_text_atomic(root / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return path

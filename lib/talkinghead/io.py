@@ -34,6 +34,7 @@ __all__ = [
     "VideoWriter",
     "write_video",
     "read_video",
+    "write_text_atomic",
 ]
 
 _AUDIO_FORMATS = "wav, mp3, flac, ogg, m4a, or a video with audio"
@@ -632,3 +633,16 @@ def read_video(path: str | os.PathLike) -> tuple[np.ndarray, float, np.ndarray |
         raise InputError(f"video {path} has no frames: give a video with at least one frame")
     audio = _decode_audio(path, 16000, math.inf)
     return np.stack(frames), float(meta["fps"]), audio
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``: a reader (or a
+    crash) never sees a half-written file. Returns the path."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -7,10 +7,16 @@ and seconds per image for each method, image by image:
     pti                 the pivot of encoder+projector (or of the projector alone), then pivotal tuning; its time
                         includes finding the pivot
 
-Command line (once trained weights exist; nothing here is measured yet):
+Each row also holds the metrics per group of images (``groups``: one name per image, e.g. its speaker), so that a
+claim such as "PTI improves on the encoder for every held-out identity" is checked identity by identity
+(``improves_everywhere``).
+
+Command line: ``--per-speaker`` frames of every speaker of the split, plus (``--astronaut``) the face of
+scikit-image's astronaut photograph, cropped as the pipelines crop a photo (dlib landmarks, canonical alignment):
 
     python -m talkinghead.inversion.measure --generator stylegan2_synthgrid.safetensors \\
-        --encoder encoder_synthgrid.safetensors --data data/prepared128 --split test --frames 16 --out inversion.json
+        --encoder encoder_synthgrid.safetensors --data data/prepared128 --split test --per-speaker 4 --astronaut \\
+        --out docs/inversion_test.json
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ from talkinghead.inversion.common import Progress, as_batch, report, synthesize
 from talkinghead.inversion.projector import project
 from talkinghead.inversion.pti import pivotal_tuning
 
-__all__ = ["METHODS", "measure_inversion", "format_table", "main"]
+__all__ = ["METHODS", "measure_inversion", "format_table", "format_group_table", "improves_everywhere", "astronaut_crop", "main"]
 
 METHODS = ("encoder", "projector", "encoder+projector", "pti")
 
@@ -44,9 +50,11 @@ def measure_inversion(
     perceptual: nn.Module | str = "auto",
     progress: Progress | None = None,
     seed: int = 0,
+    groups: Sequence[str] | None = None,
 ) -> list[dict]:
     """One row per method: ``{"method", "images", "psnr", "ssim", "perceptual", "perceptual_kind",
-    "seconds_per_image"}``, the metrics averaged over ``images``.
+    "seconds_per_image", "groups"}``, the metrics averaged over ``images``; ``groups`` maps each group name to
+    ``{"images", "psnr", "ssim", "perceptual"}`` averaged over its images.
 
     Args:
         G: the StyleGAN2 generator. encoder: its encoder, or None (then no encoder rows).
@@ -55,6 +63,7 @@ def measure_inversion(
         refine_steps: projector steps. pti_steps: pivotal-tuning steps (paper: 350).
         perceptual: the distance used by the projector, PTI and the table (``perceptual.load_perceptual`` kinds).
         progress: ``progress(method, fraction of its images)``.
+        groups: one name per image (default: all in group "all").
     """
     from talkinghead.inversion.perceptual import load_perceptual
     from talkinghead.metrics.image import psnr, ssim
@@ -70,6 +79,9 @@ def measure_inversion(
         perceptual = load_perceptual(perceptual, device=device)
     if encoder is not None:
         encoder = encoder.to(device).eval()
+    groups = ["all"] * images.shape[0] if groups is None else [str(g) for g in groups]
+    if len(groups) != images.shape[0]:
+        raise ValueError(f"groups names {len(groups)} images, but there are {images.shape[0]}")
 
     def pivot_of(target: torch.Tensor) -> torch.Tensor:
         ws = None
@@ -103,14 +115,40 @@ def measure_inversion(
             report(progress, method, (i + 1) / images.shape[0])
         recon = torch.cat(recon)                                                          # (B, 3, R, R)
         with torch.no_grad():
-            dist = perceptual(recon, images).mean().item()
+            dist = perceptual(recon, images).reshape(-1).cpu().numpy()                   # (B,)
+        per_image = {"psnr": np.asarray(psnr(recon.cpu(), images.cpu())).reshape(-1),
+                     "ssim": np.asarray(ssim(recon.cpu(), images.cpu())).reshape(-1), "perceptual": dist}
+        by_group = {}
+        for name in dict.fromkeys(groups):
+            mask = np.array([g == name for g in groups])
+            by_group[name] = {"images": int(mask.sum()), **{k: float(v[mask].mean()) for k, v in per_image.items()}}
         rows.append({
             "method": method, "images": int(images.shape[0]),
-            "psnr": float(np.mean(psnr(recon.cpu(), images.cpu()))), "ssim": float(np.mean(ssim(recon.cpu(), images.cpu()))),
-            "perceptual": dist, "perceptual_kind": "LPIPS-VGG" if getattr(perceptual, "is_lpips", False) else type(perceptual).__name__,
-            "seconds_per_image": seconds / images.shape[0],
+            **{k: float(v.mean()) for k, v in per_image.items()},
+            "perceptual_kind": "LPIPS-VGG" if getattr(perceptual, "is_lpips", False) else type(perceptual).__name__,
+            "seconds_per_image": seconds / images.shape[0], "groups": by_group,
         })
     return rows
+
+
+def improves_everywhere(rows: list[dict], better: str = "pti", than: str = "encoder") -> dict[str, bool]:
+    """For each group: does method ``better`` beat ``than`` on PSNR, SSIM and the perceptual distance at once?"""
+    a = next(r for r in rows if r["method"] == better)["groups"]
+    b = next(r for r in rows if r["method"] == than)["groups"]
+    return {g: a[g]["psnr"] > b[g]["psnr"] and a[g]["ssim"] > b[g]["ssim"] and a[g]["perceptual"] < b[g]["perceptual"]
+            for g in a}
+
+
+def astronaut_crop(size: int = 128) -> np.ndarray:
+    """The face of scikit-image's astronaut photograph as a (size, size, 3) uint8 crop, aligned as the pipelines
+    align a photo (dlib's 68 landmarks, ``face.align.estimate_alignment`` with no margin)."""
+    import skimage.data
+
+    from talkinghead.face.align import estimate_alignment, warp
+    from talkinghead.face.detect import detect_landmarks
+
+    photo = skimage.data.astronaut()
+    return warp(photo, estimate_alignment(detect_landmarks(photo).lmk, size=size))
 
 
 def format_table(rows: list[dict]) -> str:
@@ -119,6 +157,16 @@ def format_table(rows: list[dict]) -> str:
     for r in rows:
         lines.append(f"| {r['method']} | {r['images']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
                      f"{r['perceptual']:.4f} ({r['perceptual_kind']}) | {r['seconds_per_image']:.3f} |")
+    return "\n".join(lines)
+
+
+def format_group_table(rows: list[dict]) -> str:
+    """A markdown table of PSNR / SSIM / perceptual distance by group (rows) and method (columns)."""
+    names = list(rows[0]["groups"])
+    lines = ["| group | images | " + " | ".join(r["method"] for r in rows) + " |", "|---|---|" + "---|" * len(rows)]
+    for g in names:
+        cells = [f"{r['groups'][g]['psnr']:.2f} / {r['groups'][g]['ssim']:.3f} / {r['groups'][g]['perceptual']:.3f}" for r in rows]
+        lines.append(f"| {g} | {rows[0]['groups'][g]['images']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -134,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", required=True, help="prepared corpus at the generator's resolution")
     p.add_argument("--split", default="test")
     p.add_argument("--frames", type=int, default=16, help="frames measured, spread evenly over the split")
+    p.add_argument("--per-speaker", type=int, default=0, metavar="K",
+                   help="instead of --frames: K frames of every speaker of the split, spread over its clips")
+    p.add_argument("--astronaut", action="store_true", help="add the face of scikit-image's astronaut photograph")
     p.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(METHODS)}")
     p.add_argument("--refine-steps", type=int, default=100)
     p.add_argument("--pti-steps", type=int, default=350)
@@ -145,17 +196,38 @@ def main(argv: list[str] | None = None) -> int:
     G = load_generator(args.generator).to(args.device)
     encoder = load_encoder(args.encoder) if args.encoder else None
     frames = FrameDataset(args.data, args.split, seed=0, flip=False)
-    picks = np.linspace(0, len(frames) - 1, min(args.frames, len(frames))).round().astype(int).tolist()
-    images = frames[picks]["image"]
+    speakers = np.concatenate([[c["speaker"]] * c["n_frames"] for c in frames.data.clips(args.split)])  # (N,)
+    if args.per_speaker > 0:
+        picks = [int(i) for s in dict.fromkeys(speakers.tolist()) for i in
+                 np.flatnonzero(speakers == s)[np.linspace(0, (speakers == s).sum() - 1, args.per_speaker).round().astype(int)]]
+    else:
+        picks = np.linspace(0, len(frames) - 1, min(args.frames, len(frames))).round().astype(int).tolist()
+    images, groups = frames[picks]["image"], [str(speakers[i]) for i in picks]
+    if args.astronaut:
+        from talkinghead.inversion.api import to_tensor
+
+        images = torch.cat([images, to_tensor(astronaut_crop(G.img_resolution))[None]])
+        groups.append("astronaut")
     rows = measure_inversion(G, encoder, images, methods=args.methods.split(",") if args.methods else None,
                              refine_steps=args.refine_steps, pti_steps=args.pti_steps, perceptual=args.perceptual,
-                             progress=lambda stage, f: print(f"\r{stage}: {f:.0%}", end="", file=sys.stderr))
+                             progress=lambda stage, f: print(f"\r{stage}: {f:.0%}", end="", file=sys.stderr),
+                             groups=groups)
     print(file=sys.stderr)
     print(format_table(rows))
+    print()
+    print("PSNR (dB) / SSIM / perceptual by group:")
+    print(format_group_table(rows))
+    verdict = improves_everywhere(rows) if {"pti", "encoder"} <= {r["method"] for r in rows} else None
+    if verdict is not None:
+        print(f"PTI better than the encoder on PSNR, SSIM and perceptual in every group: {all(verdict.values())} {verdict}")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"generator": args.generator, "encoder": args.encoder, "data": args.data, "split": args.split,
-                       "frames": picks, "rows": rows}, f, indent=2)
+        from talkinghead.io import write_text_atomic
+
+        write_text_atomic(args.out, json.dumps({
+            "generator": args.generator, "encoder": args.encoder, "data": args.data, "split": args.split,
+            "frames": picks, "groups": groups, "refine_steps": args.refine_steps, "pti_steps": args.pti_steps,
+            "device": args.device, "torch_threads": torch.get_num_threads(), "rows": rows,
+            "pti_improves_everywhere": verdict}, indent=2))
     return 0
 
 

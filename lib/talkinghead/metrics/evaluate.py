@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from talkinghead.io import write_text_atomic
 from talkinghead.metrics.image import PSNR_CAP, cpbd, psnr, ssim
 from talkinghead.metrics.landmarks import FACE, MOUTH, blink_metrics, lmd, mouth_opening_correlation
 
@@ -376,19 +377,13 @@ def _json_safe(value):
     return value
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_report(report: dict, out: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``<out>.json`` (everything, per clip included) and ``<out>.md`` (the tables), each atomically."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out.with_name(out.name + ".json"), out.with_name(out.name + ".md")
-    _write_atomic(json_path, json.dumps(_json_safe(report), indent=1) + "\n")
-    _write_atomic(md_path, markdown_table(report))
+    write_text_atomic(json_path, json.dumps(_json_safe(report), indent=1) + "\n")
+    write_text_atomic(md_path, markdown_table(report))
     return json_path, md_path
 
 
