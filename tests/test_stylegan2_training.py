@@ -125,6 +125,18 @@ def test_cli_trains_a_step_and_ships(prepared, tmp_path, monkeypatch, capsys):
     assert all(0 <= quality[k] <= 1 for k in ("precision", "recall", "real_precision", "real_recall"))
     G = Generator(Config.from_dict(entry["config_dict"]))
     G.load_state_dict(hub.load_weights("sg2_test.safetensors", root=tmp_path / "weights"), strict=True)
+    # The quality command re-measures the shipped file: the same figures, and an 8 x 8 grid of 32 px samples.
+    from PIL import Image
+
+    from talkinghead.stylegan2.quality import main as quality_main
+
+    capsys.readouterr()
+    grid = tmp_path / "grid.png"
+    assert quality_main(["--generator", str(tmp_path / "weights" / "sg2_test.safetensors"), "--data", str(prepared),
+                         "--grid", str(grid)]) == 0
+    remeasured = json.loads(capsys.readouterr().out.split("wrote")[0])
+    assert {k: remeasured[k] for k in ("precision", "recall")} == {k: quality[k] for k in ("precision", "recall")}
+    assert Image.open(grid).size == (8 * 34 + 2, 8 * 34 + 2)
 
 
 # --------------------------------------------------------------------------- quality measures

@@ -35,6 +35,7 @@ __all__ = [
     "write_video",
     "read_video",
     "write_text_atomic",
+    "write_bytes_atomic",
 ]
 
 _AUDIO_FORMATS = "wav, mp3, flac, ogg, m4a, or a video with audio"
@@ -635,14 +636,19 @@ def read_video(path: str | os.PathLike) -> tuple[np.ndarray, float, np.ndarray |
     return np.stack(frames), float(meta["fps"]), audio
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``: a reader (or a
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``: a reader (or a
     crash) never sees a half-written file. Returns the path."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text)
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """``write_bytes_atomic`` for UTF-8 text."""
+    return write_bytes_atomic(path, text.encode())

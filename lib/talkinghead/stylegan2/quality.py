@@ -15,6 +15,11 @@
    32 × 32 pixels (antialiased bilinear). It sees layout, colour and shading, not fine texture.
 
     metrics = measure_generator(G_ema, PreparedCorpus.open("data/prepared128"))
+
+Command line (re-measures shipped weights, and writes a sample grid):
+
+    python -m talkinghead.stylegan2.quality --generator stylegan2_synthgrid.safetensors --data data/prepared128 \\
+        --grid docs/stylegan2_synthgrid_samples.png
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["shape_distance", "face_rate", "precision_recall", "pixel_features", "sample_frames", "real_frames",
-           "measure_generator"]
+           "measure_generator", "image_grid", "main"]
 
 FEATURE_SPACE = "PCA-64 (fitted on the real frames) of the frames downsampled to 32x32 RGB"
 
@@ -195,3 +200,58 @@ def measure_generator(
     out.update(precision=round(precision, 4), recall=round(recall, 4), real_precision=round(real_precision, 4),
                real_recall=round(real_recall, 4), k=3, feature_space=FEATURE_SPACE)
     return out
+
+
+def image_grid(images: np.ndarray, columns: int = 8, *, pad: int = 2, background: int = 255) -> np.ndarray:
+    """Tile uint8 images (N, S, S, 3) into one (rows · (S + pad) + pad, columns · (S + pad) + pad, 3) image."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 (N, S, S, 3), got {images.dtype} {images.shape}")
+    n, h, w, _ = images.shape
+    rows = -(-n // columns)
+    grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, 3), background, np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, columns)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
+    return grid
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m talkinghead.stylegan2.quality``: face rate and precision / recall of a generator's samples, and
+    optionally a grid of samples (the first 8 × 8 of the measured ones, the same seed)."""
+    import argparse
+    import io
+    import json
+
+    from PIL import Image
+
+    from talkinghead.data.prepare import PreparedCorpus
+    from talkinghead.inversion.common import load_generator
+
+    p = argparse.ArgumentParser(prog="python -m talkinghead.stylegan2.quality", description=main.__doc__)
+    p.add_argument("--generator", required=True, help="StyleGAN2 weights (path or weights/ name)")
+    p.add_argument("--data", required=True, help="prepared corpus at the generator's resolution")
+    p.add_argument("--samples", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--grid", default=None, help="write an 8 x 8 grid of samples here (.png)")
+    p.add_argument("--real-grid", default=None, help="write an 8 x 8 grid of real train frames here (.png), to compare")
+    args = p.parse_args(argv)
+
+    G = load_generator(args.generator)
+    corpus = PreparedCorpus.open(args.data)
+    metrics = measure_generator(G, corpus, n=args.samples, seed=args.seed)
+    print(json.dumps(metrics, indent=1))
+    from talkinghead.io import write_bytes_atomic
+
+    for path, frames in ((args.grid, lambda: sample_frames(G, 64, seed=args.seed)),
+                         (args.real_grid, lambda: real_frames(corpus, "train", 64))):
+        if path:
+            buffer = io.BytesIO()
+            Image.fromarray(image_grid(frames())).save(buffer, format="PNG")
+            write_bytes_atomic(path, buffer.getvalue())
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
