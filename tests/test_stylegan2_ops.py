@@ -268,25 +268,38 @@ def test_cuda_kernels_match_the_reference_forward_and_backward():
 
 @cuda
 @pytest.mark.cuda
-def test_benchmark_generator_fused_vs_reference(monkeypatch):
-    import time
-
+def test_benchmark_generator_fused_vs_reference():
+    """The issue's benchmark: G ffhq256 forward + backward at batch 32, fused ops vs the reference."""
+    from talkinghead.stylegan2.bench import bench_generator
     from talkinghead.stylegan2.networks import Config, Generator
 
     G = Generator(Config.preset("ffhq256")).cuda()
-    z = torch.randn(32, 512, device="cuda")
-    timings = {}
-    for impl in ("cuda", "ref"):
-        monkeypatch.setenv("TALKINGHEAD_STYLEGAN2_REF", "1" if impl == "ref" else "0")
-        for step in range(6):  # 2 warm-up steps, then 4 timed
-            if step == 2:
-                torch.cuda.synchronize()
-                start = time.perf_counter()
-            G(z).square().mean().backward()
-        torch.cuda.synchronize()
-        timings[impl] = (time.perf_counter() - start) / 4
-    print(
-        f"\nStyleGAN2 G ffhq256 forward+backward, batch 32, {torch.cuda.get_device_name()}: "
-        f"fused {timings['cuda'] * 1000:.1f} ms, reference {timings['ref'] * 1000:.1f} ms"
-    )
-    assert all(t > 0 for t in timings.values())
+    rows = {impl: bench_generator(G, batch=32, impl=impl, backward=True, repeats=4) for impl in ("fused", "ref")}
+    print(f"\nStyleGAN2 G ffhq256 forward+backward, batch 32, {torch.cuda.get_device_name()}: "
+          f"fused {rows['fused']['seconds_per_batch'] * 1000:.1f} ms, reference {rows['ref']['seconds_per_batch'] * 1000:.1f} ms")
+    assert all(r["images_per_s"] > 0 for r in rows.values())
+
+
+def test_bench_counts_flops_and_times_the_reference(capsys):
+    """FLOPs from torch's counter grow with the resolution as the conv work does; the bench times the reference and
+    restores the environment it changed; the command prints one row per preset."""
+    import os
+
+    from talkinghead.cli import main
+    from talkinghead.stylegan2.bench import bench_generator, forward_flops
+    from talkinghead.stylegan2.networks import Config, Generator
+
+    torch.manual_seed(0)
+    tiny = Generator(Config.preset("tiny"))
+    tiny64 = Generator(Config.preset("tiny", img_resolution=64))
+    f32, f64 = forward_flops(tiny), forward_flops(tiny64)
+    assert f32 > 0 and f64 > 1.5 * f32                               # one more block, at 4x the pixels
+    assert forward_flops(tiny, batch=3) == pytest.approx(f32)        # per image
+    before = os.environ.get("TALKINGHEAD_STYLEGAN2_REF")
+    row = bench_generator(tiny, batch=2, impl="ref", backward=True, warmup=1, repeats=1)
+    assert row["images_per_s"] > 0 and row["backward"] and os.environ.get("TALKINGHEAD_STYLEGAN2_REF") == before
+    with pytest.raises(ValueError, match="'fused' or 'ref'"):
+        bench_generator(tiny, batch=1, impl="cuda")
+    assert main(["bench", "stylegan2", "--presets", "tiny", "--batch", "2", "--repeats", "1", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "| tiny | 32 | 2 | ref |" in out and "no peak figure for a CPU" in out

@@ -78,6 +78,10 @@ def _bench(args: argparse.Namespace) -> int:
         return bench_dataset(args)
     if args.what == "pipeline":
         return _bench_pipeline(args)
+    if args.what == "stylegan2":
+        from talkinghead.stylegan2.bench import main as bench_stylegan2
+
+        return bench_stylegan2(args)
     if args.what == "features":
         from talkinghead.audio.features import frame_features
 
@@ -221,8 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=128)
     p.set_defaults(func=_contact_sheet)
 
-    p = sub.add_parser("bench", help="measure speed: audio features, face rendering, the dataset, a whole pipeline")
-    p.add_argument("what", choices=["features", "render", "dataset", "pipeline"])
+    p = sub.add_parser("bench", help="measure speed: audio features, face rendering, the dataset, a whole pipeline, "
+                                     "a StyleGAN2 generator")
+    p.add_argument("what", choices=["features", "render", "dataset", "pipeline", "stylegan2"])
     p.add_argument("--model", default="sda", help="pipeline to time (pipeline benchmark)")
     p.add_argument("--long-seconds", type=float, default=600.0, help="clip length for the memory figure (pipeline benchmark; 0: skip)")
     p.add_argument("--data", default=None, help="prepared corpus for the dataset benchmark")
@@ -233,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=None, help="audio length (features: 60 s, pipeline: 10 s)")
     p.add_argument("--size", type=int, default=128, help="frame size for the render benchmark")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--presets", default="synth128,ffhq256,ffhq1024", help="StyleGAN2 presets (stylegan2 benchmark)")
+    p.add_argument("--batch", type=int, default=32, help="images per batch (stylegan2 benchmark)")
+    p.add_argument("--backward", action="store_true", help="time forward + backward (stylegan2 benchmark)")
+    p.add_argument("--device", default=None, help="cuda or cpu (stylegan2 benchmark; default: cuda when present)")
+    p.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for the floor (stylegan2 benchmark)")
     p.set_defaults(func=_bench)
     return parser
 
