@@ -113,7 +113,6 @@ def test_generate_cli(weights, photo, tmp_path, capsys):
     from PIL import Image
 
     from talkinghead.cli import main
-    from talkinghead.io import write_video  # noqa: F401  (the CLI writes through it)
 
     image = tmp_path / "face.png"
     Image.fromarray(photo).save(image)

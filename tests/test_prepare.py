@@ -192,7 +192,7 @@ def test_dlib_backend_on_synthgrid_videos(synthgrid, tmp_path):
     split.write_text(json.dumps({"train": ["s1"]}))
     detected = prepare_corpus(grid, tmp_path / "dlib", size=64, backend="dlib", detect_every=4, split_file=split,
                               workers=1, progress=False)
-    exact = prepare_corpus(synthgrid, tmp_path / "exact", size=64, splits=("train", "val", "test"), workers=1,
+    prepare_corpus(synthgrid, tmp_path / "exact", size=64, splits=("train", "val", "test"), workers=1,
                            progress=False)
     assert detected["landmarks"] == "detected" and detected["detector"]["backend"] == "dlib"
     a, b = PreparedCorpus.open(tmp_path / "dlib"), PreparedCorpus.open(tmp_path / "exact")

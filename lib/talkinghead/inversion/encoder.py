@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talkinghead.config import PresetConfig
 from talkinghead.inversion.common import assert_shape
 from talkinghead.io import InputError
 
@@ -45,10 +46,11 @@ __all__ = ["Config", "PRESETS", "Encoder", "EncoderTask", "load_encoder", "add_t
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(PresetConfig):
     """The encoder's shape and training weights. Presets ``tiny`` (for StyleGAN2 ``tiny``, 32 px) and ``synth128``
     (for StyleGAN2 ``synth128``)."""
 
+    KIND = "encoder"
     img_resolution: int = 128                        # input size; the generator's output size
     w_dim: int = 256                                 # the generator's w size
     num_ws: int = 12                                 # the generator's number of ws (2·log2(R) - 2)
@@ -71,34 +73,13 @@ class Config:
         if self.num_ws < 2 or self.coarse_ws < 1 or self.medium_ws < 0 or self.coarse_ws + self.medium_ws > self.num_ws:
             raise ValueError(f"need num_ws ≥ 2 and 1 ≤ coarse_ws, coarse_ws + medium_ws ≤ num_ws: {self}")
 
-    @property
-    def name(self) -> str:
-        """The preset this config equals, or ``"custom"``."""
-        return next((name for name, cfg in PRESETS.items() if cfg == self), "custom")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Config":
-        """The config ``to_dict`` gave (lists from JSON become tuples); unknown fields are an error."""
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise InputError(f"unknown encoder config fields {sorted(unknown)}: the file was written by a newer talkinghead; upgrade it")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> "Config":
-        """The named preset (``tiny`` or ``synth128``), optionally with fields replaced."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown encoder preset {name!r}: use one of {', '.join(PRESETS)}")
-        return replace(PRESETS[name], **overrides)
 
 
 PRESETS = {
     "tiny": Config(img_resolution=32, w_dim=32, num_ws=8, channels=(16, 32, 32)),
     "synth128": Config(img_resolution=128, w_dim=256, num_ws=12, channels=(32, 64, 128, 128)),
 }
+Config.PRESETS = PRESETS
 
 
 class MapToStyle(nn.Module):

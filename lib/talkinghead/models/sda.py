@@ -38,14 +38,15 @@ noise is drawn per frame from a seeded generator, so chunked and all-at-once gen
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from talkinghead.config import PresetConfig
 
 __all__ = [
     "Config", "PRESETS", "IdentityEncoder", "ContextEncoder", "NoiseGenerator", "FrameDecoder", "Generator",
@@ -58,9 +59,10 @@ WEIGHTS_NAME = "sda_synthgrid.safetensors"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(PresetConfig):
     """An SDA model: sizes, loss weights and optimisation. Presets: ``Config.preset("synth128")``."""
 
+    KIND = "SDA"
     name: str = "synth128"
     height: int = 128                 # frame height (pixels), a multiple of 2 ** len(enc_channels)
     width: int = 128                  # frame width (pixels)
@@ -90,21 +92,6 @@ class Config:
     betas: tuple[float, float] = (0.5, 0.999)
     discriminators: tuple[str, ...] = ("frame", "seq", "sync")  # ablations: () = L1 only, ("frame",) = L1 + frame D
 
-    @classmethod
-    def preset(cls, name: str, **overrides) -> "Config":
-        """A named preset (``tiny``, ``synth128``, ``paper``), optionally with fields replaced."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown SDA preset {name!r}: use one of {', '.join(PRESETS)}")
-        return replace(PRESETS[name], **overrides)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Config":
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**fields)
-
 
 PRESETS: dict[str, Config] = {
     # Seconds on a CPU: for tests and the notebooks' CI run.
@@ -117,6 +104,7 @@ PRESETS: dict[str, Config] = {
     "paper": Config(name="paper", height=128, width=96, enc_channels=(64, 128, 256, 512, 1024), d_channels=(64, 128, 256, 512, 1024),
                     audio_channels=(16, 32, 64, 128, 256), seq_hidden=256, T=75),
 }
+Config.PRESETS = PRESETS
 
 
 def _check_shape(x: torch.Tensor, shape: tuple, what: str) -> None:

@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talkinghead.config import PresetConfig
+
 __all__ = [
     "WEIGHTS_NAME", "PRESETS", "MIRROR", "LandmarkNetConfig", "AugmentConfig", "LandmarkNet", "soft_argmax", "gaussian_blur", "augment",
     "landmark_loss", "heatmap_loss", "train", "evaluate", "add_train_landmarks_parser", "main_train_landmarks",
@@ -54,27 +56,22 @@ MIRROR = np.array(
 
 
 @dataclass(frozen=True)
-class LandmarkNetConfig:
+class LandmarkNetConfig(PresetConfig):
     """Network shape. Presets: ``tiny`` (tests, 64 px) and ``synth128`` (the shipped network)."""
 
+    KIND = "landmark-net"
     size: int = 128  # input crop width and height in pixels; predict() resizes other sizes to it
     widths: tuple[int, ...] = (24, 32, 64, 128)  # channels of the stem (stride 2), then one stage each (strides 4, 8, 16, …)
     blocks: int = 2  # residual blocks per stage
     head_width: int = 48  # channels of the feature pyramid that draws the heatmaps (at stride 4)
     n_points: int = 68  # iBUG 68
 
-    @classmethod
-    def preset(cls, name: str) -> "LandmarkNetConfig":
-        """The named preset (``tiny`` or ``synth128``)."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown landmark-net preset {name!r}: use one of {', '.join(PRESETS)}")
-        return PRESETS[name]
-
 
 PRESETS = {
     "tiny": LandmarkNetConfig(size=64, widths=(8, 16, 16, 32), blocks=1, head_width=16),
     "synth128": LandmarkNetConfig(),
 }
+LandmarkNetConfig.PRESETS = PRESETS
 
 
 @dataclass(frozen=True)

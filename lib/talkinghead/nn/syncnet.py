@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talkinghead.audio.features import mfcc_windows
+from talkinghead.config import PresetConfig
 from talkinghead.metrics.sync import VIDEO_WINDOW, lower_half, shift_audio, sync_scores
 
 __all__ = [
@@ -71,9 +72,10 @@ _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B
 
 
 @dataclass(frozen=True)
-class SyncNetConfig:
+class SyncNetConfig(PresetConfig):
     """Network shape. Presets: ``tiny`` (tests) and ``synth128`` (the shipped network, 128 px SynthGRID crops)."""
 
+    KIND = "SyncNet"
     crop_width: float = 0.5  # central fraction of the lower half's width kept: mouth and jaw (the sides are cheek and background)
     video_size: tuple[int, int] = (48, 48)  # (height, width) that crop is area-resized to
     video_widths: tuple[int, ...] = (16, 32, 64, 96)  # conv channels: one at full size, then one per stride-2 stage
@@ -86,18 +88,13 @@ class SyncNetConfig:
         if any(s % stride for s in self.video_size):
             raise ValueError(f"video_size {self.video_size} must be divisible by {stride} (2 ** stride-2 stages)")
 
-    @classmethod
-    def preset(cls, name: str) -> "SyncNetConfig":
-        """The named preset (``tiny`` or ``synth128``)."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown SyncNet preset {name!r}: use one of {', '.join(PRESETS)}")
-        return PRESETS[name]
 
 
 PRESETS = {
     "tiny": SyncNetConfig(video_size=(16, 16), video_widths=(8, 16, 16), audio_widths=(8, 16, 16), hidden=32, embed_dim=16),
     "synth128": SyncNetConfig(),
 }
+SyncNetConfig.PRESETS = PRESETS
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,14 @@ Choices the paper left open, and ours (all as in the official release):
 """
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from talkinghead.config import PresetConfig
 from talkinghead.io import InputError
 from talkinghead.stylegan2.ops.bias_act import ACTIVATIONS, bias_act
 from talkinghead.stylegan2.ops.conv2d_resample import conv2d_resample
@@ -64,11 +64,12 @@ def _assert_shape(x: torch.Tensor, shape: tuple, name: str) -> None:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(PresetConfig):
     """Shape of a StyleGAN2 generator / discriminator pair. Presets: ``tiny`` (tests, 32 px, CPU seconds),
     ``synth128`` (128 px, reduced channels), ``ffhq256`` and ``ffhq1024`` (the official paper256 / paper1024 shapes,
     which load NVIDIA's FFHQ checkpoints)."""
 
+    KIND = "StyleGAN2"
     z_dim: int = 512                 # size of the input latent z
     w_dim: int = 512                 # size of the intermediate latent w
     c_dim: int = 0                   # size of the conditioning label, 0 = unconditional
@@ -108,36 +109,6 @@ class Config:
         """Number of w vectors the synthesis network takes: 2 per resolution minus 2 (18 at 1024 px)."""
         return 2 * len(self.resolutions)
 
-    @property
-    def name(self) -> str:
-        """The name of the preset this config equals, or ``"custom"`` (a preset with fields replaced)."""
-        return next((name for name, cfg in PRESETS.items() if cfg == self), "custom")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Config":
-        """The config ``to_dict`` gave; unknown fields are an error, not silently dropped."""
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise InputError(f"unknown StyleGAN2 config fields {sorted(unknown)}: the file was written by a newer talkinghead; upgrade it")
-        return cls(**data)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "Config":
-        """The config written by ``to_json``; unknown fields are an error, not silently dropped."""
-        return cls.from_dict(json.loads(text))
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> "Config":
-        """The named preset: ``tiny``, ``synth128``, ``ffhq256`` or ``ffhq1024``, optionally with fields replaced."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown StyleGAN2 preset {name!r}: use one of {', '.join(PRESETS)}")
-        return replace(PRESETS[name], **overrides)
 
 
 PRESETS = {
@@ -149,6 +120,7 @@ PRESETS = {
     "ffhq256": Config(img_resolution=256, channel_base=16384, num_fp16_res=4, conv_clamp=256, mbstd_group_size=8),
     "ffhq1024": Config(img_resolution=1024, channel_base=32768, num_fp16_res=4, conv_clamp=256, mbstd_group_size=4),
 }
+Config.PRESETS = PRESETS
 
 
 # --------------------------------------------------------------------------- layers

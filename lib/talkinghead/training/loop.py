@@ -29,7 +29,6 @@ one that was never interrupted.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections import defaultdict
