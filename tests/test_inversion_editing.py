@@ -81,6 +81,9 @@ def test_measure_inversion_table(G):
     verdict = improves_everywhere(rows)
     assert set(verdict) == {"s1", "s2"} and all(isinstance(v, bool) for v in verdict.values())
     assert "| s1 | 1 |" in format_group_table(rows)
+    from talkinghead.inversion.common import w_stats
+
+    assert rows[1]["pti_alpha"] == pytest.approx(float(w_stats(G)[1])) and "pti_alpha" not in rows[0]
     assert all(r["images"] == 2 and np.isfinite(r["psnr"]) and -1 <= r["ssim"] <= 1 and r["seconds_per_image"] > 0 for r in rows)
     assert rows[0]["perceptual_kind"] == "StructuralDistance"
     assert "| encoder | 2 |" in format_table(rows)

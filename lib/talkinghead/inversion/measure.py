@@ -51,6 +51,7 @@ def measure_inversion(
     progress: Progress | None = None,
     seed: int = 0,
     groups: Sequence[str] | None = None,
+    pti_alpha: float | None = None,
 ) -> list[dict]:
     """One row per method: ``{"method", "images", "psnr", "ssim", "perceptual", "perceptual_kind",
     "seconds_per_image", "groups"}``, the metrics averaged over ``images``; ``groups`` maps each group name to
@@ -64,6 +65,8 @@ def measure_inversion(
         perceptual: the distance used by the projector, PTI and the table (``perceptual.load_perceptual`` kinds).
         progress: ``progress(method, fraction of its images)``.
         groups: one name per image (default: all in group "all").
+        pti_alpha: PTI's locality distance α in W; None: the spread σ_w of G's W (``common.w_stats``), the
+            scale-free choice for a generator that is not FFHQ's (the paper's 30 is in FFHQ's W units).
     """
     from talkinghead.inversion.perceptual import load_perceptual
     from talkinghead.metrics.image import psnr, ssim
@@ -82,6 +85,11 @@ def measure_inversion(
     groups = ["all"] * images.shape[0] if groups is None else [str(g) for g in groups]
     if len(groups) != images.shape[0]:
         raise ValueError(f"groups names {len(groups)} images, but there are {images.shape[0]}")
+
+    if "pti" in methods and pti_alpha is None:
+        from talkinghead.inversion.common import w_stats
+
+        pti_alpha = float(w_stats(G)[1])
 
     def pivot_of(target: torch.Tensor) -> torch.Tensor:
         ws = None
@@ -108,7 +116,8 @@ def measure_inversion(
                     ws = encoder(target)
                 img = project(G, target, space="w+", steps=refine_steps, init_ws=ws, perceptual=perceptual, seed=seed).image(G)
             else:
-                tuned = pivotal_tuning(G, target, pivot_of(target), steps=pti_steps, perceptual=perceptual, cache=False, seed=seed)
+                tuned = pivotal_tuning(G, target, pivot_of(target), steps=pti_steps, locality_alpha=pti_alpha,
+                                       perceptual=perceptual, cache=False, seed=seed)
                 img = tuned.image()
             seconds += time.perf_counter() - start
             recon.append(img.detach())
@@ -127,6 +136,7 @@ def measure_inversion(
             **{k: float(v.mean()) for k, v in per_image.items()},
             "perceptual_kind": "LPIPS-VGG" if getattr(perceptual, "is_lpips", False) else type(perceptual).__name__,
             "seconds_per_image": seconds / images.shape[0], "groups": by_group,
+            **({"pti_alpha": pti_alpha} if method == "pti" else {}),
         })
     return rows
 
