@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from talkinghead.inversion import api
-from talkinghead.inversion.editing import apply_direction, apply_directions, principal_directions
+from talkinghead.inversion.editing import apply_direction, apply_directions, edit_strips, principal_directions
 from talkinghead.inversion.encoder import Config as EncoderConfig
 from talkinghead.inversion.encoder import Encoder
 from talkinghead.inversion.measure import astronaut_crop, format_group_table, format_table, improves_everywhere, measure_inversion
@@ -65,6 +65,27 @@ def test_api_invert_tune_edit_report_progress(G, tmp_path, monkeypatch):
         api.invert(photo, G, None, refine_steps=0)
     with pytest.raises(Exception, match="uint8"):
         api.invert(np.zeros((32, 32, 3), np.float64), G, E)
+
+
+def test_edit_strips_and_their_picture(G, tmp_path):
+    from PIL import Image
+
+    from talkinghead.hub import save_weights
+    from talkinghead.inversion.editing import main
+
+    d = principal_directions(G, k=3, n=1000)
+    ws = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(1)), None)
+    strips = edit_strips(G, d, ws, components=(0, 2), amounts=(-2.0, 0.0, 2.0))
+    assert strips.shape == (2, 3, 3, 32, 32)
+    assert torch.allclose(strips[0, 1], strips[1, 1]) and not torch.allclose(strips[0, 0], strips[0, 2])
+    with pytest.raises(ValueError, match="one latent"):
+        edit_strips(G, d, ws.expand(2, -1, -1))
+    # The command line, on a generator shipped as `train stylegan2 --ship` ships it (config in the manifest).
+    save_weights(G.state_dict(), "g.safetensors", root=tmp_path, config="tiny", config_dict=G.cfg.to_dict(),
+                 data="random", steps=0, metrics={}, half=False)
+    assert main(["--generator", str(tmp_path / "g.safetensors"), "--out", str(tmp_path / "e.png"), "--components", "2",
+                 "--latents", "1"]) == 0
+    assert Image.open(tmp_path / "e.png").size == (5 * 34 + 2, 2 * 34 + 2)
 
 
 def test_measure_inversion_table(G):

@@ -11,6 +11,11 @@ layers: coarse layers change pose and shape, fine ones colour and texture).
 Choices GANSpace leaves open, and ours: 10,000 samples by default (GANSpace uses 10^6 for its figures), PCA on w
 (not on the style vectors of one layer, which GANSpace also offers), the sign of each direction as the SVD gives
 it (name the directions by looking at the edits).
+
+``edit_strips`` renders what each direction does (one row per component, columns from −a to +a standard
+deviations around one latent); the command line writes it as a picture:
+
+    python -m talkinghead.inversion.editing --generator stylegan2_synthgrid.safetensors --out docs/edits.png
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["Directions", "principal_directions", "apply_direction", "apply_directions"]
+__all__ = ["Directions", "principal_directions", "apply_direction", "apply_directions", "edit_strips", "main"]
 
 
 @dataclass
@@ -102,3 +107,69 @@ def apply_directions(
             raise ValueError(f"component {index} does not exist: there are {len(directions)} directions")
         ws = apply_direction(ws, directions.directions[index], float(amount) * float(directions.std[index]), layers)
     return ws
+
+
+@torch.no_grad()
+def edit_strips(
+    G: nn.Module,
+    directions: Directions,
+    ws: torch.Tensor,
+    *,
+    components: Sequence[int] = (0, 1, 2, 3, 4),
+    amounts: Sequence[float] = (-3.0, -1.5, 0.0, 1.5, 3.0),
+    layers: Sequence[int] | slice | range | None = None,
+) -> torch.Tensor:
+    """Images (len(components), len(amounts), 3, R, R) in [-1, 1]: row i moves ``ws`` (1, num_ws, w_dim) along
+    component ``components[i]`` by each of ``amounts`` (standard deviations), rendered with constant noise."""
+    from talkinghead.inversion.common import synthesize
+
+    if ws.ndim != 3 or ws.shape[0] != 1:
+        raise ValueError(f"ws must be one latent (1, num_ws, w_dim), got {tuple(ws.shape)}")
+    rows = []
+    for c in components:
+        edited = torch.cat([apply_directions(ws, directions, {c: a}, layers) for a in amounts])  # (A, num_ws, w_dim)
+        rows.append(synthesize(G, edited))                                                    # (A, 3, R, R)
+    return torch.stack(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m talkinghead.inversion.editing``: a picture of the first principal directions of a generator's W,
+    applied to a few random latents (one block of rows per latent)."""
+    import argparse
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from talkinghead.inversion.common import load_generator
+    from talkinghead.io import write_bytes_atomic
+    from talkinghead.stylegan2.quality import image_grid
+
+    p = argparse.ArgumentParser(prog="python -m talkinghead.inversion.editing", description=main.__doc__)
+    p.add_argument("--generator", required=True, help="StyleGAN2 weights (path or weights/ name)")
+    p.add_argument("--out", required=True, help="picture to write (.png)")
+    p.add_argument("--components", type=int, default=5, help="principal directions shown")
+    p.add_argument("--latents", type=int, default=2, help="random latents the directions are applied to")
+    p.add_argument("--amount", type=float, default=3.0, help="largest move, in standard deviations")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    G = load_generator(args.generator)
+    directions = principal_directions(G, k=args.components, seed=args.seed)
+    amounts = np.linspace(-args.amount, args.amount, 5).tolist()
+    z = torch.randn(args.latents, G.z_dim, generator=torch.Generator().manual_seed(args.seed))
+    blocks = [edit_strips(G, directions, G.mapping(z[i : i + 1], None), components=range(args.components), amounts=amounts)
+              for i in range(args.latents)]
+    images = torch.cat(blocks).flatten(0, 1)                                     # (latents · k · 5, 3, R, R)
+    u8 = ((images.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(image_grid(u8, columns=len(amounts))).save(buffer, format="PNG")
+    write_bytes_atomic(args.out, buffer.getvalue())
+    explained = ", ".join(f"PC{i} {e:.1%}" for i, e in enumerate(directions.explained.tolist()))
+    print(f"wrote {args.out}: rows PC0..PC{args.components - 1} for each of {args.latents} latents, columns "
+          f"{', '.join(f'{a:+.1f}' for a in amounts)} standard deviations; variance explained: {explained}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
