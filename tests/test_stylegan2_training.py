@@ -99,6 +99,9 @@ def test_resume_is_exact(prepared, tmp_path):
         assert a.keys() == b.keys()
         for k in a:
             assert torch.equal(a[k], b[k]), (name, k)
+    # The hyper-parameters outside the config travel with the checkpoint: other ones are refused, by name.
+    with pytest.raises(ValueError, match=r"other task settings \(pl_every, r1_gamma: "):
+        fit(StyleGAN2Task(TINY, r1_every=2, pl_every=4, r1_gamma=1.0), prepared, out=tmp_path / "b", steps=5, **kwargs)
 
 
 def test_dataset_must_match_the_resolution(prepared):

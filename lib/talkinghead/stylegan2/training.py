@@ -24,7 +24,8 @@ Choices the paper left open, and ours (as in stylegan2-ada-pytorch unless said o
   rank 0's buffers after every step, so the mean follows rank 0's samples (official: the mean over all GPUs).
 - No adaptive augmentation (ADA) and no label conditioning: SynthGRID frames are plentiful and unlabelled.
 - Training hyper-parameters are the task's arguments, not ``Config`` fields, so that ``Config`` stays the shape of
-  the networks; the command line uses the defaults (a resumed run must use the same ones).
+  the networks; the command line uses the defaults. They are checkpointed as ``task.settings``, and fit refuses
+  to resume a run with other ones.
 - fit's evaluation harness and sample videos need ``task.system`` (audio → video), which an unconditional image
   generator does not have: leave ``eval_every`` and ``sample_every`` at 0. ``--ship`` measures the generator with
   ``stylegan2.quality`` instead (face rate at 128 px, precision / recall).
@@ -105,6 +106,13 @@ class StyleGAN2Task:
         self.style_mixing, self.lr, self.betas = style_mixing, lr, tuple(betas)
 
     # -- what fit() asks for
+
+    @property
+    def settings(self) -> dict:
+        """The training hyper-parameters (not in ``cfg``), checkpointed by fit."""
+        return {"r1_gamma": self.r1_gamma, "r1_every": self.r1_every, "pl_every": self.pl_every,
+                "pl_weight": self.pl_weight, "pl_decay": self.pl_decay, "pl_batch_shrink": self.pl_batch_shrink,
+                "style_mixing": self.style_mixing, "lr": self.lr, "betas": list(self.betas)}
 
     @property
     def phases(self):

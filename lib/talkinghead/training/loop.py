@@ -10,6 +10,8 @@ An architecture describes itself with a *task* object (``models/sda.py``'s ``SDA
     task.dataset(data, split, seed=…) -> a WindowDataset-like dataset (``ds[list of indices]`` is a whole batch)
     task.loss(phase, batch, nets, cache) -> (loss, {name: float})   # cache: shared by the phases of one batch
     task.system(G) -> System           # optional: for the evaluation harness and sample videos
+    task.settings -> dict              # optional: training settings outside ``cfg`` (checkpointed; a resume
+                                       # with other settings is refused)
 
 One step: ``accum`` micro-batches are drawn; then for each phase in order, every micro-batch's loss is
 backpropagated into that phase's nets only (``backward(inputs=…)``, so a phase never touches another's
@@ -209,6 +211,13 @@ def fit(
         state = load_checkpoint(checkpoint, nets=nets, opts=opts, ema=ema, scalers=scalers)
         if state.get("config") is not None and json.loads(json.dumps(task.cfg.to_dict())) != state["config"]:
             raise ValueError(f"{checkpoint} was written with another config; use a new --out or resume=False")
+        settings = json.loads(json.dumps(getattr(task, "settings", {})))
+        if "task_settings" in state and state["task_settings"] != settings:
+            changed = sorted(k for k in set(settings) | set(state["task_settings"])
+                             if settings.get(k) != state["task_settings"].get(k))
+            raise ValueError(f"{checkpoint} was trained with other task settings ({', '.join(changed)}: "
+                             f"{ {k: state['task_settings'].get(k) for k in changed} }); resume with the same ones, "
+                             "or use a new --out or resume=False")
         step = int(state["step"])
         stream.epoch, stream.position = state["data"]["epoch"], state["data"]["position"]
         if main:
@@ -224,7 +233,7 @@ def fit(
     batch_iter = batches()
 
     def extra_state() -> dict:
-        return {"config": task.cfg.to_dict(), "task": type(task).__name__,
+        return {"config": task.cfg.to_dict(), "task": type(task).__name__, "task_settings": getattr(task, "settings", {}),
                 "data": {"epoch": stream.epoch, "position": stream.position, "root": str(dataset.data.root)},
                 "batch_size": batch_size, "accum": accum, "seed": seed, "world": accelerator.num_processes}
 
