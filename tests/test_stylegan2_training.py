@@ -116,12 +116,19 @@ def test_cli_trains_a_step_and_ships(prepared, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(hub, "WEIGHTS_DIR", tmp_path / "weights")
     out = tmp_path / "run"
     args = ["train", "stylegan2", "--config", "tiny", "--data", str(prepared), "--out", str(out), "--steps", "1",
-            "--batch-size", "2", "--quiet", "--ship", "sg2_test.safetensors"]
+            "--batch-size", "2", "--quiet", "--ship", "sg2_test.safetensors", "--task-set", "r1_gamma=0.5",
+            "--task-set", "augment=translation"]
     assert main(args) == 0
     state = json.loads((out / "checkpoints" / "step_00000001" / "state.json").read_text())
     assert state["config"] == TINY.to_dict() and state["task"] == "StyleGAN2Task"
     entry = hub.read_manifest(tmp_path / "weights")["sg2_test.safetensors"]
     assert entry["config"] == "tiny" and entry["config_dict"] == TINY.to_dict() and entry["steps"] == 1
+    settings = entry["training"]["task_settings"]                # typed, recorded with the checkpoint and the weights
+    assert settings["r1_gamma"] == 0.5 and settings["augment"] == "translation" and settings["r1_every"] == 16
+    assert state["task_settings"] == settings
+    capsys.readouterr()
+    assert main(args[:-4] + ["--task-set", "gamma=1"]) == 2      # a clear error, no traceback
+    assert "--task-set 'gamma=1': use NAME=VALUE with NAME one of r1_gamma" in capsys.readouterr().err
     quality = entry["metrics"]["quality"]
     assert quality["face_rate"] is None and "128 px" in quality["note"]  # the landmark net reads 128 px only
     assert quality["samples"] == 256 and quality["reference_frames"] == 35  # 70 train frames: half reference

@@ -22,7 +22,10 @@ Choices the paper left open, and ours (as in stylegan2-ada-pytorch unless said o
   buffer ``mean``): fit checkpoints every net's state dict, so the mean survives a resume exactly, and G's
   state dict keeps NVIDIA's names (official weights still load strictly). With several processes fit takes
   rank 0's buffers after every step, so the mean follows rank 0's samples (official: the mean over all GPUs).
-- No adaptive augmentation (ADA) and no label conditioning: SynthGRID frames are plentiful and unlabelled.
+- Differentiable augmentation (DiffAugment, ``stylegan2.augment``; default policy ``color,translation,cutout``) of
+  everything D sees, real and generated, in all D and G phases, R1 included. Not in the StyleGAN2 paper: our first
+  SynthGRID run without it collapsed (18 identities are few enough for D to memorise). ``augment=""`` turns it
+  off, as the official configs for large datasets are. No ADA and no label conditioning.
 - Training hyper-parameters are the task's arguments, not ``Config`` fields, so that ``Config`` stays the shape of
   the networks; the command line uses the defaults. They are checkpointed as ``task.settings``, and fit refuses
   to resume a run with other ones.
@@ -42,6 +45,7 @@ import json
 import torch
 from torch import nn
 
+from talkinghead.stylegan2.augment import diff_augment, parse_policy
 from talkinghead.stylegan2.losses import d_logistic_loss, d_r1_loss, g_nonsaturating_loss, g_path_regularize
 from talkinghead.stylegan2.networks import Config, Discriminator, Generator
 
@@ -78,6 +82,7 @@ class StyleGAN2Task:
         style_mixing: probability of mixing two latents in a generated batch.
         lr: Adam learning rate of both networks (before the lazy correction).
         betas: Adam betas (before the lazy correction).
+        augment: DiffAugment policy applied to every image D sees (``stylegan2.augment``); "" for none.
     """
 
     generator = "G"
@@ -95,6 +100,7 @@ class StyleGAN2Task:
         style_mixing: float = 0.9,
         lr: float = 0.0025,
         betas: tuple[float, float] = (0.0, 0.99),
+        augment: str = "color,translation,cutout",
     ):
         if cfg.c_dim:
             raise ValueError(f"StyleGAN2Task trains unconditional generators; this config has c_dim={cfg.c_dim}")
@@ -104,6 +110,7 @@ class StyleGAN2Task:
         self.r1_gamma, self.r1_every = r1_gamma, r1_every
         self.pl_every, self.pl_weight, self.pl_decay, self.pl_batch_shrink = pl_every, pl_weight, pl_decay, pl_batch_shrink
         self.style_mixing, self.lr, self.betas = style_mixing, lr, tuple(betas)
+        self.augment = ",".join(parse_policy(augment))
 
     # -- what fit() asks for
 
@@ -112,7 +119,7 @@ class StyleGAN2Task:
         """The training hyper-parameters (not in ``cfg``), checkpointed by fit."""
         return {"r1_gamma": self.r1_gamma, "r1_every": self.r1_every, "pl_every": self.pl_every,
                 "pl_weight": self.pl_weight, "pl_decay": self.pl_decay, "pl_batch_shrink": self.pl_batch_shrink,
-                "style_mixing": self.style_mixing, "lr": self.lr, "betas": list(self.betas)}
+                "style_mixing": self.style_mixing, "lr": self.lr, "betas": list(self.betas), "augment": self.augment}
 
     @property
     def phases(self):
@@ -152,15 +159,15 @@ class StyleGAN2Task:
         real = batch["image"]                                                          # (B, 3, R, R)
         if phase == "D":
             fake = self._fake(G, real, cache).detach()
-            real_logits, fake_logits = D(real), D(fake)                                # (B, 1) each
+            real_logits, fake_logits = D(self._aug(real)), D(self._aug(fake))          # (B, 1) each
             loss = d_logistic_loss(real_logits, fake_logits)
             return loss, {"D_loss": loss.item(), "D_real": real_logits.mean().item(), "D_fake": fake_logits.mean().item()}
         if phase == "D_reg":
             real = real.detach().requires_grad_(True)
-            penalty = d_r1_loss(D(real), real, gamma=self.r1_weight(real.shape[0]))
+            penalty = d_r1_loss(D(self._aug(real)), real, gamma=self.r1_weight(real.shape[0]))
             return penalty * self.r1_every, {"R1": penalty.item()}
         if phase == "G":
-            loss = g_nonsaturating_loss(D(self._fake(G, real, cache)))
+            loss = g_nonsaturating_loss(D(self._aug(self._fake(G, real, cache))))
             return loss, {"G_loss": loss.item()}
         if phase == "G_reg":
             n = max(1, real.shape[0] // self.pl_batch_shrink)
@@ -173,6 +180,10 @@ class StyleGAN2Task:
         raise ValueError(f"unknown phase {phase!r}: StyleGAN2 has phases D, D_reg, G and G_reg")
 
     # -- helpers
+
+    def _aug(self, images: torch.Tensor) -> torch.Tensor:
+        """DiffAugment of what D sees (identity when the policy is empty)."""
+        return diff_augment(images, self.augment) if self.augment else images
 
     def r1_weight(self, batch_size: int) -> float:
         """The R1 weight for a micro-batch of ``batch_size``."""

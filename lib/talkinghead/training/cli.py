@@ -3,6 +3,8 @@
 An architecture registers a subcommand with ``add_fit_parser(sub, name, presets=…, make_task=…)``; the options
 below map one to one onto ``training.fit``. ``--set field=value`` replaces any field of the preset (a number,
 a tuple written ``16,32,64``, or a string), and the run's config is stored with every checkpoint.
+``--task-set name=value`` passes a keyword argument to the task (training settings that are not part of the
+network's config, e.g. StyleGAN2's ``r1_gamma``); tasks checkpoint them as ``task.settings``.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 
-__all__ = ["add_fit_parser", "parse_overrides", "run_record"]
+__all__ = ["add_fit_parser", "parse_overrides", "parse_task_settings", "run_record"]
 
 
 def parse_overrides(items: list[str], config_type) -> dict:
@@ -35,13 +37,41 @@ def parse_overrides(items: list[str], config_type) -> dict:
     return out
 
 
+def parse_task_settings(items: list[str], make_task: Callable) -> dict:
+    """``["r1_gamma=1", "augment=color,cutout"]`` → keyword arguments of ``make_task``, typed like their defaults
+    (a default of None takes a Python literal, or the text)."""
+    import inspect
+
+    params = {k: p for k, p in inspect.signature(make_task).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in params:
+            raise ValueError(f"--task-set {item!r}: use NAME=VALUE with NAME one of {', '.join(params) or '(none)'}")
+        default = params[key].default
+        if isinstance(default, str):
+            value = text
+        elif isinstance(default, tuple):
+            value = tuple(ast.literal_eval(p) for p in text.split(",") if p.strip())
+        else:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = text
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                value = type(default)(value)
+        out[key] = value
+    return out
+
+
 def run_record(result, args: argparse.Namespace) -> dict:
     """How a shipped model was trained, for its manifest entry: batch, accumulation, seed, EMA, device, seconds."""
     import torch
 
     return {"batch_size": args.batch_size, "accum": args.accum, "seed": args.seed, "ema_decay": args.ema_decay,
             "device": "cuda" if torch.cuda.is_available() and not args.cpu else "cpu",
-            "seconds": result.history[-1]["seconds"] if result.history else None}
+            "seconds": result.history[-1]["seconds"] if result.history else None,
+            **({"task_settings": args.task_settings} if getattr(args, "task_settings", None) else {})}
 
 
 def add_fit_parser(
@@ -61,6 +91,8 @@ def add_fit_parser(
     p.add_argument("--out", required=True, help="run folder: log.jsonl, checkpoints/, samples/")
     p.add_argument("--config", default=default_config, help=f"preset ({default_config}, tiny, paper, …)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="replace a field of the preset (repeatable)")
+    p.add_argument("--task-set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a training setting of the task outside the config (repeatable; see the task's docstring)")
     p.add_argument("--steps", type=int, required=True, help="total optimisation steps")
     p.add_argument("--batch-size", type=int, default=8, help="windows per micro-batch per process")
     p.add_argument("--accum", type=int, default=1, help="micro-batches per optimiser step")
@@ -93,8 +125,12 @@ def _run(args: argparse.Namespace, *, config_type, make_task: Callable, ship: Ca
         torch.set_num_threads(args.threads)
     cfg = config_type.preset(args.config, **parse_overrides(args.set, config_type))
     print("config:", json.dumps(cfg.to_dict()), flush=True)
+    task = make_task(cfg, **parse_task_settings(args.task_set, make_task))
+    args.task_settings = getattr(task, "settings", {})
+    if args.task_settings:
+        print("task settings:", json.dumps(args.task_settings), flush=True)
     result = fit(
-        make_task(cfg), args.data, out=args.out, steps=args.steps, batch_size=args.batch_size, accum=args.accum,
+        task, args.data, out=args.out, steps=args.steps, batch_size=args.batch_size, accum=args.accum,
         seed=args.seed, mixed_precision=args.mixed_precision, grad_clip=args.grad_clip, ema_decay=args.ema_decay,
         eval_every=args.eval_every, eval_clips=args.eval_clips, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, resume=not args.no_resume,
