@@ -91,9 +91,11 @@ def test_edit_strips_and_their_picture(G, tmp_path):
 def test_measure_inversion_table(G):
     images = G.synthesis(G.mapping(torch.randn(2, G.z_dim), None), noise_mode="const")
     E = Encoder(EncoderConfig.preset("tiny"))
-    rows = measure_inversion(G, E, images, methods=("encoder", "pti"), refine_steps=3, pti_steps=3, perceptual="structural",
-                             groups=["s1", "s2"])
-    assert [r["method"] for r in rows] == ["encoder", "pti"]
+    rows = measure_inversion(G, E, images, methods=("encoder", "pti", "mean-w"), refine_steps=3, pti_steps=3,
+                             perceptual="structural", groups=["s1", "s2"])
+    assert [r["method"] for r in rows] == ["encoder", "pti", "mean-w"]
+    mean_face = rows.pop()                                            # the baseline: one image for every target
+    assert mean_face["psnr"] < rows[1]["psnr"] and mean_face["seconds_per_image"] < rows[1]["seconds_per_image"]
     # Per group: one image each, so each group's figures are that image's, and they average to the row's.
     for r in rows:
         assert list(r["groups"]) == ["s1", "s2"] and all(g["images"] == 1 for g in r["groups"].values())

@@ -1,6 +1,7 @@
 """Measure inversion: reconstruction quality (PSNR, SSIM from ``talkinghead.metrics.image``, the perceptual distance)
 and seconds per image for each method, image by image:
 
+    mean-w              the mean face (G at the mean w), for every image: the baseline that inverts nothing
     encoder             one encoder pass
     projector           the projector from the mean w (``refine_steps`` steps)
     encoder+projector   the encoder's ws refined by the projector
@@ -36,7 +37,7 @@ from talkinghead.inversion.pti import pivotal_tuning
 
 __all__ = ["METHODS", "measure_inversion", "format_table", "format_group_table", "improves_everywhere", "astronaut_crop", "main"]
 
-METHODS = ("encoder", "projector", "encoder+projector", "pti")
+METHODS = ("mean-w", "encoder", "projector", "encoder+projector", "pti")
 
 
 def measure_inversion(
@@ -86,10 +87,11 @@ def measure_inversion(
     if len(groups) != images.shape[0]:
         raise ValueError(f"groups names {len(groups)} images, but there are {images.shape[0]}")
 
-    if "pti" in methods and pti_alpha is None:
+    if ("pti" in methods and pti_alpha is None) or "mean-w" in methods:
         from talkinghead.inversion.common import w_stats
 
-        pti_alpha = float(w_stats(G)[1])
+        w_mean, w_spread = w_stats(G)
+        pti_alpha = float(w_spread) if pti_alpha is None else pti_alpha
 
     def pivot_of(target: torch.Tensor) -> torch.Tensor:
         ws = None
@@ -106,7 +108,10 @@ def measure_inversion(
         for i in range(images.shape[0]):
             target = images[i : i + 1]                                                   # (1, 3, R, R)
             start = time.perf_counter()
-            if method == "encoder":
+            if method == "mean-w":
+                with torch.no_grad():
+                    img = synthesize(G, w_mean.to(device)[None, None].expand(1, G.num_ws, -1))
+            elif method == "encoder":
                 with torch.no_grad():
                     img = synthesize(G, encoder(target))
             elif method == "projector":
