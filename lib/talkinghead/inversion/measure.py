@@ -53,6 +53,7 @@ def measure_inversion(
     seed: int = 0,
     groups: Sequence[str] | None = None,
     pti_alpha: float | None = None,
+    reconstructions: dict[str, torch.Tensor] | None = None,
 ) -> list[dict]:
     """One row per method: ``{"method", "images", "psnr", "ssim", "perceptual", "perceptual_kind",
     "seconds_per_image", "groups"}``, the metrics averaged over ``images``; ``groups`` maps each group name to
@@ -68,6 +69,7 @@ def measure_inversion(
         groups: one name per image (default: all in group "all").
         pti_alpha: PTI's locality distance α in W; None: the spread σ_w of G's W (``common.w_stats``), the
             scale-free choice for a generator that is not FFHQ's (the paper's 30 is in FFHQ's W units).
+        reconstructions: if a dict is given, it receives each method's images (B, 3, R, R) in [-1, 1].
     """
     from talkinghead.inversion.perceptual import load_perceptual
     from talkinghead.metrics.image import psnr, ssim
@@ -128,6 +130,8 @@ def measure_inversion(
             recon.append(img.detach())
             report(progress, method, (i + 1) / images.shape[0])
         recon = torch.cat(recon)                                                          # (B, 3, R, R)
+        if reconstructions is not None:
+            reconstructions[method] = recon.cpu()
         with torch.no_grad():
             dist = perceptual(recon, images).reshape(-1).cpu().numpy()                   # (B,)
         per_image = {"psnr": np.asarray(psnr(recon.cpu(), images.cpu())).reshape(-1),
@@ -206,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--perceptual", default="auto", choices=["auto", "lpips", "structural"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, help="write the rows as JSON here")
+    p.add_argument("--picture", default=None, help="write a .png here: one row per image, the target then each method")
     args = p.parse_args(argv)
 
     G = load_generator(args.generator).to(args.device)
@@ -223,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
 
         images = torch.cat([images, to_tensor(astronaut_crop(G.img_resolution))[None]])
         groups.append("astronaut")
+    recon: dict[str, torch.Tensor] = {}
     rows = measure_inversion(G, encoder, images, methods=args.methods.split(",") if args.methods else None,
+                             reconstructions=recon,
                              refine_steps=args.refine_steps, pti_steps=args.pti_steps, perceptual=args.perceptual,
                              progress=lambda stage, f: print(f"\r{stage}: {f:.0%}", end="", file=sys.stderr),
                              groups=groups)
@@ -235,6 +242,21 @@ def main(argv: list[str] | None = None) -> int:
     verdict = improves_everywhere(rows) if {"pti", "encoder"} <= {r["method"] for r in rows} else None
     if verdict is not None:
         print(f"PTI better than the encoder on PSNR, SSIM and perceptual in every group: {all(verdict.values())} {verdict}")
+    if args.picture:
+        import io
+
+        from PIL import Image
+
+        from talkinghead.io import write_bytes_atomic
+        from talkinghead.stylegan2.quality import image_grid
+
+        columns = [images.cpu()] + [recon[r["method"]] for r in rows]
+        tiles = torch.stack(columns, dim=1).flatten(0, 1)                            # (B · (1 + methods), 3, R, R)
+        u8 = ((tiles.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+        buffer = io.BytesIO()
+        Image.fromarray(image_grid(u8, columns=len(columns))).save(buffer, format="PNG")
+        write_bytes_atomic(args.picture, buffer.getvalue())
+        print(f"wrote {args.picture}: columns target, {', '.join(r['method'] for r in rows)}")
     if args.out:
         from talkinghead.io import write_text_atomic
 
