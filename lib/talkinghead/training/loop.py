@@ -117,9 +117,9 @@ def _truncate_log(path: Path, step: int) -> None:
     lines = path.read_text().splitlines()
     kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
     if len(kept) != len(lines):
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, path)
+        from talkinghead.io import write_text_atomic
+
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def fit(
