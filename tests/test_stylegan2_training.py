@@ -153,10 +153,10 @@ def test_cli_trains_a_step_and_ships(prepared, tmp_path, monkeypatch, capsys):
     picture, report = tmp_path / "inversion.png", tmp_path / "inversion.json"
     assert measure_main(["--generator", str(tmp_path / "weights" / "sg2_test.safetensors"), "--data", str(prepared),
                          "--split", "test", "--per-speaker", "2", "--astronaut", "--methods", "mean-w,projector,pti",
-                         "--refine-steps", "2", "--pti-steps", "2", "--perceptual", "structural",
+                         "--refine-steps", "2", "--pti-steps", "2", "--pti-rank", "4", "--perceptual", "structural",
                          "--picture", str(picture), "--out", str(report)]) == 0
     result = json.loads(report.read_text())
-    assert [r["method"] for r in result["rows"]] == ["mean-w", "projector", "pti"]
+    assert [r["method"] for r in result["rows"]] == ["mean-w", "projector", "pti"] and result["rows"][2]["pti_rank"] == 4
     assert result["groups"][-1] == "astronaut" and len(result["groups"]) == 3 and result["pti_improves_everywhere"] is None
     assert Image.open(picture).size == (4 * 34 + 2, 3 * 34 + 2)                  # target + 3 methods, 3 images
 

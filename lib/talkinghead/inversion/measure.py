@@ -53,6 +53,7 @@ def measure_inversion(
     seed: int = 0,
     groups: Sequence[str] | None = None,
     pti_alpha: float | None = None,
+    pti_rank: int | None = None,
     reconstructions: dict[str, torch.Tensor] | None = None,
 ) -> list[dict]:
     """One row per method: ``{"method", "images", "psnr", "ssim", "perceptual", "perceptual_kind",
@@ -69,6 +70,7 @@ def measure_inversion(
         groups: one name per image (default: all in group "all").
         pti_alpha: PTI's locality distance α in W; None: the spread σ_w of G's W (``common.w_stats``), the
             scale-free choice for a generator that is not FFHQ's (the paper's 30 is in FFHQ's W units).
+        pti_rank: None tunes every synthesis weight (the paper); r tunes low-rank deltas of rank r.
         reconstructions: if a dict is given, it receives each method's images (B, 3, R, R) in [-1, 1].
     """
     from talkinghead.inversion.perceptual import load_perceptual
@@ -123,7 +125,7 @@ def measure_inversion(
                     ws = encoder(target)
                 img = project(G, target, space="w+", steps=refine_steps, init_ws=ws, perceptual=perceptual, seed=seed).image(G)
             else:
-                tuned = pivotal_tuning(G, target, pivot_of(target), steps=pti_steps, locality_alpha=pti_alpha,
+                tuned = pivotal_tuning(G, target, pivot_of(target), steps=pti_steps, locality_alpha=pti_alpha, rank=pti_rank,
                                        perceptual=perceptual, cache=False, seed=seed)
                 img = tuned.image()
             seconds += time.perf_counter() - start
@@ -145,7 +147,7 @@ def measure_inversion(
             **{k: float(v.mean()) for k, v in per_image.items()},
             "perceptual_kind": "LPIPS-VGG" if getattr(perceptual, "is_lpips", False) else type(perceptual).__name__,
             "seconds_per_image": seconds / images.shape[0], "groups": by_group,
-            **({"pti_alpha": pti_alpha} if method == "pti" else {}),
+            **({"pti_alpha": pti_alpha, "pti_rank": pti_rank} if method == "pti" else {}),
         })
     return rows
 
@@ -207,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(METHODS)}")
     p.add_argument("--refine-steps", type=int, default=100)
     p.add_argument("--pti-steps", type=int, default=350)
+    p.add_argument("--pti-rank", type=int, default=None, help="low-rank PTI deltas of this rank (default: full tuning)")
     p.add_argument("--perceptual", default="auto", choices=["auto", "lpips", "structural"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, help="write the rows as JSON here")
@@ -231,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     recon: dict[str, torch.Tensor] = {}
     rows = measure_inversion(G, encoder, images, methods=args.methods.split(",") if args.methods else None,
                              reconstructions=recon,
-                             refine_steps=args.refine_steps, pti_steps=args.pti_steps, perceptual=args.perceptual,
+                             refine_steps=args.refine_steps, pti_steps=args.pti_steps, pti_rank=args.pti_rank,
+                             perceptual=args.perceptual,
                              progress=lambda stage, f: print(f"\r{stage}: {f:.0%}", end="", file=sys.stderr),
                              groups=groups)
     print(file=sys.stderr)
