@@ -136,14 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m talkinghead.inversion.editing``: a picture of the first principal directions of a generator's W,
     applied to a few random latents (one block of rows per latent)."""
     import argparse
-    import io
 
     import numpy as np
-    from PIL import Image
 
     from talkinghead.inversion.common import load_generator
-    from talkinghead.io import write_bytes_atomic
-    from talkinghead.stylegan2.quality import image_grid
+    from talkinghead.stylegan2.quality import to_uint8, write_grid
 
     p = argparse.ArgumentParser(prog="python -m talkinghead.inversion.editing", description=main.__doc__)
     p.add_argument("--generator", required=True, help="StyleGAN2 weights (path or weights/ name)")
@@ -161,10 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     blocks = [edit_strips(G, directions, G.mapping(z[i : i + 1], None), components=range(args.components), amounts=amounts)
               for i in range(args.latents)]
     images = torch.cat(blocks).flatten(0, 1)                                     # (latents · k · 5, 3, R, R)
-    u8 = ((images.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-    buffer = io.BytesIO()
-    Image.fromarray(image_grid(u8, columns=len(amounts))).save(buffer, format="PNG")
-    write_bytes_atomic(args.out, buffer.getvalue())
+    write_grid(args.out, to_uint8(images), columns=len(amounts))
     explained = ", ".join(f"PC{i} {e:.1%}" for i, e in enumerate(directions.explained.tolist()))
     print(f"wrote {args.out}: rows PC0..PC{args.components - 1} for each of {args.latents} latents, columns "
           f"{', '.join(f'{a:+.1f}' for a in amounts)} standard deviations; variance explained: {explained}")

@@ -247,19 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     if verdict is not None:
         print(f"PTI better than the encoder on PSNR, SSIM and perceptual in every group: {all(verdict.values())} {verdict}")
     if args.picture:
-        import io
-
-        from PIL import Image
-
-        from talkinghead.io import write_bytes_atomic
-        from talkinghead.stylegan2.quality import image_grid
+        from talkinghead.stylegan2.quality import to_uint8, write_grid
 
         columns = [images.cpu()] + [recon[r["method"]] for r in rows]
         tiles = torch.stack(columns, dim=1).flatten(0, 1)                            # (B · (1 + methods), 3, R, R)
-        u8 = ((tiles.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-        buffer = io.BytesIO()
-        Image.fromarray(image_grid(u8, columns=len(columns))).save(buffer, format="PNG")
-        write_bytes_atomic(args.picture, buffer.getvalue())
+        write_grid(args.picture, to_uint8(tiles), columns=len(columns))
         print(f"wrote {args.picture}: columns target, {', '.join(r['method'] for r in rows)}")
     if args.out:
         from talkinghead.io import write_text_atomic

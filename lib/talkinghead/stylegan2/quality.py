@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["shape_distance", "face_rate", "precision_recall", "pixel_features", "sample_frames", "real_frames",
-           "measure_generator", "image_grid", "main"]
+           "measure_generator", "to_uint8", "image_grid", "write_grid", "main"]
 
 FEATURE_SPACE = "PCA-64 (fitted on the real frames) of the frames downsampled to 32x32 RGB"
 
@@ -133,7 +133,12 @@ def sample_frames(G, n: int, *, seed: int = 0, batch_size: int = 32) -> np.ndarr
         images = [G(z[i : i + batch_size], noise_mode="const") for i in range(0, n, batch_size)]
     finally:
         G.train(was_training)
-    img = torch.cat(images).float().cpu()                                              # (n, 3, R, R)
+    return to_uint8(torch.cat(images))
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Generator images (N, 3, R, R) in [-1, 1] -> uint8 (N, R, R, 3)."""
+    img = images.detach().float().cpu()
     return ((img.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
@@ -216,14 +221,24 @@ def image_grid(images: np.ndarray, columns: int = 8, *, pad: int = 2, background
     return grid
 
 
+def write_grid(path, images: np.ndarray, columns: int = 8) -> None:
+    """``image_grid`` of uint8 images (N, S, S, 3) written to ``path`` as a PNG, atomically."""
+    import io
+
+    from PIL import Image
+
+    from talkinghead.io import write_bytes_atomic
+
+    buffer = io.BytesIO()
+    Image.fromarray(image_grid(images, columns)).save(buffer, format="PNG")
+    write_bytes_atomic(path, buffer.getvalue())
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m talkinghead.stylegan2.quality``: face rate and precision / recall of a generator's samples, and
     optionally a grid of samples (the first 8 × 8 of the measured ones, the same seed)."""
     import argparse
-    import io
     import json
-
-    from PIL import Image
 
     from talkinghead.data.prepare import PreparedCorpus
     from talkinghead.inversion.common import load_generator
@@ -241,14 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     corpus = PreparedCorpus.open(args.data)
     metrics = measure_generator(G, corpus, n=args.samples, seed=args.seed)
     print(json.dumps(metrics, indent=1))
-    from talkinghead.io import write_bytes_atomic
-
     for path, frames in ((args.grid, lambda: sample_frames(G, 64, seed=args.seed)),
                          (args.real_grid, lambda: real_frames(corpus, "train", 64))):
         if path:
-            buffer = io.BytesIO()
-            Image.fromarray(image_grid(frames())).save(buffer, format="PNG")
-            write_bytes_atomic(path, buffer.getvalue())
+            write_grid(path, frames())
             print(f"wrote {path}")
     return 0
 
