@@ -213,6 +213,39 @@ def test_fit_refuses_a_checkpoint_of_another_config(prepared, tmp_path):
         fit(SDATask(Config.preset("tiny", lr_G=1e-3)), prepared, out=tmp_path, steps=2, batch_size=2, progress=False)
 
 
+def test_fit_warm_starts_from_another_run(prepared, tmp_path):
+    """init_from: a new run with longer windows starts from a run's networks and EMA (not its optimisers or
+    step), records where it came from in every checkpoint, and is ignored once the new run has its own."""
+    kwargs = dict(batch_size=2, seed=0, log_every=1, progress=False, checkpoint_every=0)
+    first = fit(SDATask(CFG), prepared, out=tmp_path / "a", steps=2, **kwargs)
+    longer = Config.preset("tiny", T=12)
+    task = SDATask(longer)
+    fresh = fit(task, prepared, out=tmp_path / "fresh", steps=0, **kwargs)
+    warm = fit(task, prepared, out=tmp_path / "b", steps=0, init_from=tmp_path / "a", **kwargs)
+    for name in ("G", "D_frame", "D_seq", "D_sync", "G_ema"):
+        for (k, a), b in zip(first.nets[name].state_dict().items(), warm.nets[name].state_dict().values()):
+            assert torch.equal(a, b), (name, k)
+    assert not all(torch.equal(a, b) for a, b in zip(fresh.nets["G"].state_dict().values(), warm.nets["G"].state_dict().values()))
+    assert warm.init_from["step"] == 2 and warm.init_from["task"] == "SDATask"
+    assert warm.init_from["config"]["T"] == CFG.T
+    # Training on from the warm start: the step count is the new run's, the origin is in its checkpoints.
+    warm = fit(task, prepared, out=tmp_path / "b", steps=1, init_from=tmp_path / "a", **kwargs)
+    state = json.loads((warm.checkpoint / "state.json").read_text())
+    assert state["step"] == 1 and state["init_from"]["step"] == 2 and state["config"]["T"] == 12
+    # A resume continues its own checkpoint (init_from no longer applies) and keeps the record.
+    resumed = fit(task, prepared, out=tmp_path / "b", steps=2, init_from=tmp_path / "nowhere", **kwargs)
+    assert resumed.step == 2 and resumed.init_from["step"] == 2
+
+
+def test_fit_warm_start_refuses_what_does_not_fit(prepared, tmp_path):
+    kwargs = dict(batch_size=2, seed=0, progress=False, checkpoint_every=0)
+    fit(SDATask(CFG), prepared, out=tmp_path / "a", steps=1, **kwargs)
+    with pytest.raises(ValueError, match="does not fit network"):
+        fit(SDATask(Config.preset("tiny", noise_dim=6)), prepared, out=tmp_path / "b", steps=1, init_from=tmp_path / "a", **kwargs)
+    with pytest.raises(FileNotFoundError, match="neither a checkpoint folder"):
+        fit(SDATask(CFG), prepared, out=tmp_path / "c", steps=1, init_from=tmp_path / "nowhere", **kwargs)
+
+
 def test_cli_trains_resumes_and_ships(prepared, tmp_path, capsys):
     from talkinghead.cli import main
     from talkinghead.hub import read_manifest
@@ -232,6 +265,13 @@ def test_cli_trains_resumes_and_ships(prepared, tmp_path, capsys):
     assert G.cfg == Config.preset("tiny", discriminators=("frame",))
     assert read_manifest(weights)["sda_run.safetensors"]["steps"] == 2
     assert main(["export", str(tmp_path / "nothing"), str(weights / "x.safetensors")]) == 2
+    # a second stage with longer windows, warm-started from the first; its manifest entry says so
+    stage2 = tmp_path / "stage2"
+    assert main(args[:6] + ["--out", str(stage2)] + args[8:] + ["--set", "T=12", "--init-from", str(out), "--steps", "1"]) == 0
+    assert "initialised from" in capsys.readouterr().out
+    assert main(["export", str(stage2), str(weights / "sda_stage2.safetensors")]) == 0
+    record = read_manifest(weights)["sda_stage2.safetensors"]["training"]["init_from"]
+    assert record["step"] == 2 and record["checkpoint"].endswith("step_00000002")
 
 
 def test_load_generator_round_trip(tmp_path):

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "optimizer_to_flat", "optimizer_from_flat"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_nets", "latest_checkpoint", "resolve_checkpoint", "optimizer_to_flat", "optimizer_from_flat"]
 
 
 def optimizer_to_flat(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
@@ -135,17 +135,12 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(
-    path: str | os.PathLike,
-    *,
-    nets: dict[str, torch.nn.Module],
-    opts: dict[str, torch.optim.Optimizer],
-    ema=None,
-    scalers: dict[str, Any] | None = None,
-) -> dict:
-    """Restore nets, optimisers, EMA, scalers and RNG states from a checkpoint folder; return its ``state.json``.
+def load_nets(path: str | os.PathLike, *, nets: dict[str, torch.nn.Module], ema=None) -> dict:
+    """Restore only the networks (and the EMA generator) of a checkpoint folder; return its ``state.json``.
 
-    Every network's keys must match exactly (a checkpoint of another config is refused with the differences).
+    Every network's keys and shapes must match exactly (a checkpoint of another architecture or of other widths
+    is refused with the differences); settings that leave the shapes alone (window length, loss weights,
+    learning rates) may differ, which is what a warm start (``fit(init_from=…)``) needs.
     """
     path = Path(path)
     state = json.loads((path / "state.json").read_text())
@@ -161,6 +156,35 @@ def load_checkpoint(
         module.load_state_dict(sd, strict=True)
     if ema is not None:
         ema.updates = int(state["ema_updates"] or 0)
+    return state
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint folder from a run folder (its latest checkpoint) or a checkpoint folder itself."""
+    path = Path(path)
+    if (path / "state.json").is_file():
+        return path
+    latest = latest_checkpoint(path)
+    if latest is None:
+        raise FileNotFoundError(f"{path} is neither a checkpoint folder (with state.json) nor a run folder with "
+                                "checkpoints/latest: pass the --out of a training run or one of its checkpoints/step_* folders")
+    return latest
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    nets: dict[str, torch.nn.Module],
+    opts: dict[str, torch.optim.Optimizer],
+    ema=None,
+    scalers: dict[str, Any] | None = None,
+) -> dict:
+    """Restore nets, optimisers, EMA, scalers and RNG states from a checkpoint folder; return its ``state.json``.
+
+    Every network's keys must match exactly (a checkpoint of another config is refused with the differences).
+    """
+    path = Path(path)
+    state = load_nets(path, nets=nets, ema=ema)
     tensors = load_file(str(path / "optim.safetensors"))
     for key, opt in opts.items():
         optimizer_from_flat(opt, f"opt.{key}", tensors, state["optimizers"][key])

@@ -71,7 +71,13 @@ def run_record(result, args: argparse.Namespace) -> dict:
     return {"batch_size": args.batch_size, "accum": args.accum, "seed": args.seed, "ema_decay": args.ema_decay,
             "device": "cuda" if torch.cuda.is_available() and not args.cpu else "cpu",
             "seconds": result.history[-1]["seconds"] if result.history else None,
-            **({"task_settings": args.task_settings} if getattr(args, "task_settings", None) else {})}
+            **({"task_settings": args.task_settings} if getattr(args, "task_settings", None) else {}),
+            **({"init_from": _init_record(result.init_from)} if getattr(result, "init_from", None) else {})}
+
+
+def _init_record(init: dict) -> dict:
+    """A warm start for a manifest: the source checkpoint, its step and its config preset."""
+    return {"checkpoint": init["checkpoint"], "step": init["step"], "config": (init.get("config") or {}).get("name")}
 
 
 def add_fit_parser(
@@ -107,6 +113,9 @@ def add_fit_parser(
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--max-seconds", type=float, default=None, help="stop (with a checkpoint) after this long; resume later")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out has a checkpoint")
+    p.add_argument("--init-from", default=None, metavar="RUN",
+                   help="start a new run from another run's networks and EMA (its --out or a checkpoint folder); "
+                        "fresh optimisers, step 0; --set may change what keeps the shapes (e.g. T)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even where a GPU is present")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -134,7 +143,7 @@ def _run(args: argparse.Namespace, *, config_type, make_task: Callable, ship: Ca
         seed=args.seed, mixed_precision=args.mixed_precision, grad_clip=args.grad_clip, ema_decay=args.ema_decay,
         eval_every=args.eval_every, eval_clips=args.eval_clips, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, resume=not args.no_resume,
-        max_seconds=args.max_seconds, progress=not args.quiet, cpu=args.cpu,
+        init_from=args.init_from, max_seconds=args.max_seconds, progress=not args.quiet, cpu=args.cpu,
         callbacks=[lambda row: print(json.dumps(row), flush=True)] if args.quiet else (),
     )
     print(f"stopped at step {result.step}; checkpoint {result.checkpoint}")
@@ -173,7 +182,8 @@ def _export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     path = save_weights(weights, out.name, root=out.parent, config=state["config"].get("name"), config_dict=state["config"],
                         steps=state["step"], data=f"{state['data']['root']} (train split)",
-                        training={k: state.get(k) for k in ("task", "batch_size", "accum", "seed", "world")},
+                        training={**{k: state.get(k) for k in ("task", "batch_size", "accum", "seed", "world")},
+                                  **({"init_from": _init_record(state["init_from"])} if state.get("init_from") else {})},
                         metrics={})
     print(f"{checkpoint} (step {state['step']}) -> {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0

@@ -26,7 +26,9 @@ phase) applies on GPUs.
 Everything needed to continue exactly is checkpointed (``training.checkpoint``): nets, EMA, optimisers,
 scalers, RNG states, and the data position (epoch, batches consumed). ``resume=True`` continues from
 ``out/checkpoints/latest``: on the same machine, a run interrupted and resumed ends with bit-identical weights to
-one that was never interrupted.
+one that was never interrupted. ``init_from`` warm-starts a *new* run from another run's networks and EMA (fresh
+optimisers, step 0), for a second stage with settings that keep the shapes, e.g. longer windows; every later
+checkpoint records where it started.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from talkinghead.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from talkinghead.training.checkpoint import latest_checkpoint, load_checkpoint, load_nets, resolve_checkpoint, save_checkpoint
 from talkinghead.training.ema import EMA
 
 __all__ = ["Phase", "FitResult", "fit", "BatchStream"]
@@ -68,6 +70,7 @@ class FitResult:
     step: int
     out: Path
     checkpoint: Path | None
+    init_from: dict | None = None     # {"checkpoint", "task", "step", "config"} of a warm start, else None
 
 
 class BatchStream:
@@ -142,6 +145,7 @@ def fit(
     keep_checkpoints: int = 2,
     log_every: int = 10,
     resume: bool = True,
+    init_from: str | os.PathLike | None = None,
     max_seconds: float | None = None,
     callbacks: Sequence[Callable[[dict], None]] = (),
     progress: bool = True,
@@ -167,6 +171,9 @@ def fit(
         checkpoint_every: checkpoint every this many steps and at the end (0: only at the end).
         log_every: steps per log row (each loss averaged over the steps whose phases produced it).
         resume: continue from ``out/checkpoints/latest`` if there is one.
+        init_from: a run folder or checkpoint folder of the same task whose networks and EMA start this run
+            (optimisers, RNG and data order start fresh; the step count starts at 0). Used only when the run does
+            not resume its own checkpoint; the shapes must match (the config may differ where shapes do not).
         max_seconds: stop (with a checkpoint) after this much wall time, for time-boxed runs; resume later.
         callbacks: called with every log row (``{"step", "seconds", losses…}``) and eval row (``{"step", "eval"}``).
         progress: show a progress bar with the losses (main process only).
@@ -205,10 +212,11 @@ def fit(
 
     dataset = task.dataset(data, "train", seed=seed)
     stream = BatchStream(len(dataset), batch_size, seed=seed, rank=accelerator.process_index, world=accelerator.num_processes)
-    step, history = 0, []
+    step, history, init = 0, [], None
     checkpoint = latest_checkpoint(out) if resume else None
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, nets=nets, opts=opts, ema=ema, scalers=scalers)
+        init = state.get("init_from")
         if state.get("config") is not None and json.loads(json.dumps(task.cfg.to_dict())) != state["config"]:
             raise ValueError(f"{checkpoint} was written with another config; use a new --out or resume=False")
         settings = json.loads(json.dumps(getattr(task, "settings", {})))
@@ -222,6 +230,16 @@ def fit(
         stream.epoch, stream.position = state["data"]["epoch"], state["data"]["position"]
         if main:
             accelerator.print(f"resumed from {checkpoint} at step {step}")
+    elif init_from is not None:
+        source = resolve_checkpoint(init_from)
+        source_task = json.loads((source / "state.json").read_text()).get("task")
+        if source_task is not None and source_task != type(task).__name__:
+            raise ValueError(f"{source} is a {source_task} checkpoint; this run trains {type(task).__name__}")
+        state = load_nets(source, nets=nets, ema=ema)
+        init = {"checkpoint": str(source), "task": source_task, "step": int(state["step"]),
+                "config": state.get("config")}
+        if main:
+            accelerator.print(f"initialised from {source} (step {init['step']})")
     if main:
         _truncate_log(out / "log.jsonl", step)
 
@@ -235,7 +253,8 @@ def fit(
     def extra_state() -> dict:
         return {"config": task.cfg.to_dict(), "task": type(task).__name__, "task_settings": getattr(task, "settings", {}),
                 "data": {"epoch": stream.epoch, "position": stream.position, "root": str(dataset.data.root)},
-                "batch_size": batch_size, "accum": accum, "seed": seed, "world": accelerator.num_processes}
+                "batch_size": batch_size, "accum": accum, "seed": seed, "world": accelerator.num_processes,
+                **({"init_from": init} if init is not None else {})}
 
     def autocast():
         return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
@@ -329,7 +348,7 @@ def fit(
         evaluate_now(step)
     result_nets = dict(nets)
     result_nets["G_ema"] = ema.model
-    return FitResult(result_nets, history, step, out, last_ckpt)
+    return FitResult(result_nets, history, step, out, last_ckpt, init)
 
 
 def _evaluate(task, G, corpus, split: str, clips: int, device) -> dict:
