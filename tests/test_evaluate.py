@@ -49,7 +49,9 @@ def test_baselines_have_every_metric_over_every_clip(report, prepared):
         summary = report["systems"][name]
         assert set(summary) == set(METRICS)
         for key, value in summary.items():
-            if key != "blink_duration":  # undefined for a clip without blinks
+            if key == "cpbd_lower":  # undefined at 64 px: the lower half is smaller than CPBD's 64 px block
+                assert value["n"] == 0, value
+            elif key != "blink_duration":  # undefined for a clip without blinks
                 assert value["n"] == n_clips and np.isfinite(value["mean"]), (name, key, value)
     for clip in report["clips"]:
         assert set(clip["scores"]) == set(BASELINES) and clip["n_frames"] > 5
@@ -57,6 +59,20 @@ def test_baselines_have_every_metric_over_every_clip(report, prepared):
     rates = [blink_metrics(prepared.clip_landmarks(c))["blink_rate"] for c in prepared.clips(SPLIT)]
     assert report["exact"]["blink_rate"]["mean"] == pytest.approx(np.mean(rates))
     assert report["reference_landmarks"] == prepared.meta["landmarks"]
+
+
+def test_cpbd_lower_scores_only_the_lower_half():
+    """A sharp lower half under a blurred upper half is sharp; the reverse is not; too small is undefined."""
+    from talkinghead.metrics.evaluate import _cpbd_lower
+
+    stripes = np.zeros((128, 128, 3), np.uint8)
+    for left in range(8, 128, 16):       # step edges, all sharp (tests/test_metrics_image.py)
+        stripes[:, left : left + 8] = 255
+    flat = np.full_like(stripes, 128)
+    sharp_below = np.concatenate([flat[:64], stripes[64:]])[None]
+    sharp_above = np.concatenate([stripes[:64], flat[64:]])[None]
+    assert _cpbd_lower(sharp_below) == pytest.approx(1.0) and _cpbd_lower(sharp_above) == 0.0
+    assert np.isnan(_cpbd_lower(sharp_below[:, ::2, ::2]))
 
 
 def test_ground_truth_is_the_reference_and_static_is_worse(report):

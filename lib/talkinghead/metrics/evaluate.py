@@ -5,7 +5,9 @@
 For every clip of the split (streamed one at a time, so memory does not grow with the split), every system makes
 frames from the clip's identity frame (its first frame) and audio, and is scored against the real frames:
 
-- image: PSNR and SSIM over the whole crop and its upper half (eyes, brows: identity), CPBD sharpness;
+- image: PSNR and SSIM over the whole crop and its upper half (eyes, brows: identity), CPBD sharpness over the
+  whole crop and its lower half (mouth and jaw: where SDA's L1 acts and the papers' "adversarial loss sharpens"
+  claim is meant; undefined below 128 px crops, whose half is smaller than CPBD's 64 px block);
 - landmarks: LMD over the mouth and over the whole face, mouth-opening correlation, blink rate and duration;
 - sync: LSE-D, LSE-C and the AV offset (and whether it is 0 ± 1 frame) from our SyncNet.
 
@@ -42,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from talkinghead.io import write_text_atomic
-from talkinghead.metrics.image import PSNR_CAP, cpbd, psnr, ssim
+from talkinghead.metrics.image import CPBD_BLOCK, PSNR_CAP, cpbd, crop_region, psnr, ssim
 from talkinghead.metrics.landmarks import FACE, MOUTH, blink_metrics, lmd, mouth_opening_correlation
 
 __all__ = [
@@ -88,6 +90,7 @@ METRICS: dict[str, Metric] = {
     "psnr_upper": Metric("PSNR upper (dB)", True, 2, "image"),
     "ssim_upper": Metric("SSIM upper", True, 3, "image"),
     "cpbd": Metric("CPBD", True, 3, "image"),
+    "cpbd_lower": Metric("CPBD lower", True, 3, "image"),
     "lmd": Metric("LMD mouth (px)", False, 2, "motion"),
     "lmd_face": Metric("LMD face (px)", False, 2, "motion"),
     "lmd_exact": Metric("LMD vs exact (px)", False, 2, "motion"),
@@ -191,6 +194,14 @@ def load_metric_nets(*, device: str = "cpu", landmark_weights: str | None = None
     return tuple(nets)
 
 
+def _cpbd_lower(frames: np.ndarray) -> float:
+    """CPBD of the lower half of each frame, averaged; NaN when the half is smaller than CPBD's block."""
+    lower = crop_region(frames, "lower")
+    if min(lower.shape[-3:-1]) < CPBD_BLOCK:
+        return float("nan")
+    return float(np.mean(cpbd(lower)))
+
+
 def score_clip(frames: np.ndarray, clip: EvalClip, *, reference_lmk: np.ndarray, landmark_net, sync_net,
                lmk: np.ndarray | None = None, fps: float = 25.0) -> dict[str, float]:
     """Every metric of one system on one clip.
@@ -217,6 +228,7 @@ def score_clip(frames: np.ndarray, clip: EvalClip, *, reference_lmk: np.ndarray,
         "psnr_upper": float(np.mean(psnr(frames[scored], reference, region="upper"))),
         "ssim_upper": float(np.mean(ssim(frames[scored], reference, region="upper"))),
         "cpbd": float(np.mean(cpbd(frames))),
+        "cpbd_lower": _cpbd_lower(frames),
         "lmd": lmd(lmk[scored], reference_lmk[scored], points=MOUTH),
         "lmd_face": lmd(lmk[scored], reference_lmk[scored], points=FACE),
         "lmd_exact": lmd(lmk[scored], clip.landmarks[scored], points=MOUTH),
