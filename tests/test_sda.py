@@ -86,6 +86,36 @@ def test_noise_changes_frames_and_the_seed_fixes_them():
     assert not torch.allclose(a, other)
 
 
+def test_diversity_term_makes_the_generator_use_its_noise():
+    """With w_div, G steps raise how much the frames change with the noise (from a generator that ignores it);
+    without, no second draw is made and the loss has no "div" term."""
+    from talkinghead.models.sda import noise_sensitivity
+
+    def sensitivity(G, batch):
+        torch.manual_seed(5)
+        noise = G.draw_noise(2, 0, CFG.T, seed=None, device="cpu")
+        with torch.no_grad():
+            fake, _ = G(batch["identity"], batch["audio"], noise=noise)
+            return noise_sensitivity(G, batch["identity"], batch["audio"], fake, noise).item()
+
+    batch = _batch()
+    results = {}
+    for w_div in (0.0, 50.0):
+        cfg = Config.preset("tiny", discriminators=(), w_div=w_div, div_clip=1.0)
+        torch.manual_seed(0)
+        nets = build_nets(cfg)
+        with torch.no_grad():                                   # a generator that ignores its noise
+            nets["G"].noise_generator.rnn.weight_ih_l0.mul_(0.01)
+        opts = build_optimizers(nets, cfg)
+        before = sensitivity(nets["G"].eval(), batch)
+        nets["G"].train()
+        logs = [train_step(batch, nets, opts, cfg) for _ in range(6)]
+        results[w_div] = (before, sensitivity(nets["G"].eval(), batch), logs)
+    (before, after, logs), (_, after_0, logs_0) = results[50.0], results[0.0]
+    assert all("div" in row for row in logs) and not any("div" in row for row in logs_0)
+    assert after > 5 * before and after > 2 * after_0
+
+
 def test_audio_drives_the_frames():
     torch.manual_seed(0)
     G = Generator(CFG).eval()

@@ -32,6 +32,10 @@ Choices the papers leave open (or our synthetic benchmark asks to change), all i
     - The audio encoding that conditions the sequence discriminator is its own small 1-D CNN, not the generator's.
     - Normalisation: batch norm in the generator's encoders and decoder, none in the discriminators (spectral
       norm is not in the papers; the GRU discriminator trains without it on our data).
+    - Not in the papers, off by default: ``w_div`` adds the diversity-sensitive term of Yang et al. (ICLR 2019),
+      −w_div · min(``noise_sensitivity``, ``div_clip``), which rewards frames that change with the noise. Our
+      CPU-trained generators learned to ignore their noise (two noise draws differ by 0.02 grey levels on
+      average), which leaves the noise GRU nothing to make blinks with; docs/RESULTS.md has what the term did.
 
 Lengths: ``generate`` makes any number of frames and streams them in chunks with the GRU states carried; the
 noise is drawn per frame from a seeded generator, so chunked and all-at-once generation give the same frames.
@@ -52,7 +56,7 @@ __all__ = [
     "Config", "PRESETS", "IdentityEncoder", "ContextEncoder", "NoiseGenerator", "FrameDecoder", "Generator",
     "FrameDiscriminator", "SequenceDiscriminator", "SyncDiscriminator", "GeneratorState", "SDATask", "build_nets",
     "build_optimizers", "train_step", "generate", "stream", "lower_half_l1", "WEIGHTS_NAME", "load_generator",
-    "add_train_sda_parser",
+    "add_train_sda_parser", "noise_sensitivity",
 ]
 
 WEIGHTS_NAME = "sda_synthgrid.safetensors"
@@ -91,6 +95,8 @@ class Config(PresetConfig):
     lr_sync: float = 1e-5
     betas: tuple[float, float] = (0.5, 0.999)
     discriminators: tuple[str, ...] = ("frame", "seq", "sync")  # ablations: () = L1 only, ("frame",) = L1 + frame D
+    w_div: float = 0.0                # not in the papers: diversity-sensitive term (Yang et al. 2019), 0 = off
+    div_clip: float = 0.01            # τ: the diversity term stops rewarding above this ratio
 
 
 PRESETS: dict[str, Config] = {
@@ -393,6 +399,16 @@ def lower_half_l1(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return (fake[..., h:, :] - real[..., h:, :]).abs().mean()
 
 
+def noise_sensitivity(G: Generator, still: torch.Tensor, audio: torch.Tensor, fake: torch.Tensor,
+                      noise: torch.Tensor) -> torch.Tensor:
+    """How much the frames change per unit of change in the noise: the same still frame and audio with a second
+    noise draw, mean |frames_1 - frames_2| / mean |noise_1 - noise_2| (Yang et al., "Diversity-Sensitive
+    Conditional Generative Adversarial Networks", ICLR 2019). Near 0 when the generator ignores its noise."""
+    other = G.draw_noise(noise.shape[0], 0, noise.shape[1], seed=None, device=noise.device)
+    fake_2, _ = G(still, audio, noise=other)
+    return (fake - fake_2).abs().mean() / (noise - other).abs().mean()
+
+
 def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, float(real)))
 
@@ -478,7 +494,9 @@ class SDATask:
         cfg = self.cfg
         still, real, audio = batch["identity"], batch["video"], batch["audio"]   # (B,3,H,W), (B,T,3,H,W), (B,T,L)
         if "fake" not in cache:
-            cache["fake"], _ = nets["G"](still, audio)
+            if cfg.w_div:   # the noise drawn explicitly, so a second draw can be compared with it
+                cache["noise"] = nets["G"].draw_noise(real.shape[0], 0, real.shape[1], seed=None, device=real.device)
+            cache["fake"], _ = nets["G"](still, audio, noise=cache.get("noise"))
             B, T = real.shape[:2]
             n = min(cfg.sync_frames, T)
             cache["sync_start"] = torch.randint(0, T - n + 1, (B,), device=real.device)
@@ -530,6 +548,10 @@ class SDATask:
             adv = _bce(nets["D_sync"](*_snippets(fake, audio, cache["sync_start"], 0, n)), True)
             logs["G_sync"] = adv.item()
             total = total + cfg.w_sync * adv
+        if cfg.w_div:
+            ratio = noise_sensitivity(nets["G"], still, audio, fake, cache["noise"])
+            logs["div"] = ratio.item()
+            total = total - cfg.w_div * ratio.clamp(max=cfg.div_clip)
         return total, logs
 
     def samples(self, G: Generator, batch: dict, *, seed: int = 0) -> torch.Tensor:
