@@ -116,6 +116,21 @@ def test_diversity_term_makes_the_generator_use_its_noise():
     assert after > 5 * before and after > 2 * after_0
 
 
+def test_noise_effect_is_zero_for_a_generator_without_noise(prepared):
+    from talkinghead.data.prepare import PreparedCorpus
+    from talkinghead.models.sda import noise_effect
+
+    corpus = PreparedCorpus.open(prepared)
+    torch.manual_seed(0)
+    G = Generator(CFG).eval()
+    noisy = noise_effect(G, corpus, "train", clips=1)
+    assert noisy["clips"] == 1 and noisy["upper"] > 0 and noisy["lower"] > 0 and noisy["real_upper_motion"] > 0
+    with torch.no_grad():
+        G.noise_generator.rnn.weight_ih_l0.zero_()      # the noise no longer reaches the decoder
+    silent = noise_effect(G, corpus, "train", clips=1)
+    assert silent["upper"] == silent["lower"] == 0.0 and silent["real_upper_motion"] == noisy["real_upper_motion"]
+
+
 def test_audio_drives_the_frames():
     torch.manual_seed(0)
     G = Generator(CFG).eval()

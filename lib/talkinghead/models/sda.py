@@ -56,7 +56,7 @@ __all__ = [
     "Config", "PRESETS", "IdentityEncoder", "ContextEncoder", "NoiseGenerator", "FrameDecoder", "Generator",
     "FrameDiscriminator", "SequenceDiscriminator", "SyncDiscriminator", "GeneratorState", "SDATask", "build_nets",
     "build_optimizers", "train_step", "generate", "stream", "lower_half_l1", "WEIGHTS_NAME", "load_generator",
-    "add_train_sda_parser", "noise_sensitivity",
+    "add_train_sda_parser", "noise_sensitivity", "noise_effect",
 ]
 
 WEIGHTS_NAME = "sda_synthgrid.safetensors"
@@ -640,6 +640,29 @@ def generate(
     parts = [((f.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
              for f in stream(G, identity, audio, n_frames=n_frames, seed=seed, chunk=chunk)]
     return np.concatenate(parts) if parts else np.zeros((0, G.cfg.height, G.cfg.width, 3), np.uint8)
+
+
+def noise_effect(G: Generator, corpus, split: str = "val", *, clips: int = 8, seeds: tuple[int, int] = (1, 2)) -> dict:
+    """How much the noise changes the video: each of the first ``clips`` clips of ``split`` generated with two
+    noise seeds from the same identity frame and audio; mean |difference| in grey levels (0–255) over the upper
+    half of the crop (eyes, brows: where blinks live) and the lower half, and the largest per-clip mean of the
+    upper half. The real frames' own change over time in the upper half (mean |frame_t − frame_0|) is the scale
+    a blink needs. A generator that ignores its noise scores ≈ 0 (it cannot blink at random).
+
+    Returns:
+        {"clips", "upper", "lower", "upper_max", "real_upper_motion"} in grey levels.
+    """
+    upper, lower, motion = [], [], []
+    for clip in corpus.clips(split)[:clips]:
+        real = np.asarray(corpus.clip_frames(clip))
+        audio = corpus.clip_audio(clip)
+        a, b = (generate(G, real[0], audio, n_frames=len(real), seed=s).astype(np.float32) for s in seeds)
+        half = G.cfg.height // 2
+        upper.append(float(np.abs(a[:, :half] - b[:, :half]).mean()))
+        lower.append(float(np.abs(a[:, half:] - b[:, half:]).mean()))
+        motion.append(float(np.abs(real[1:, :half].astype(np.float32) - real[:1, :half]).mean()))
+    return {"clips": len(upper), "upper": float(np.mean(upper)), "lower": float(np.mean(lower)),
+            "upper_max": float(np.max(upper)), "real_upper_motion": float(np.mean(motion))}
 
 
 # --------------------------------------------------------------------------- weights and command line
