@@ -271,7 +271,7 @@ def test_fit_warm_starts_from_another_run(prepared, tmp_path):
         for (k, a), b in zip(first.nets[name].state_dict().items(), warm.nets[name].state_dict().values()):
             assert torch.equal(a, b), (name, k)
     assert not all(torch.equal(a, b) for a, b in zip(fresh.nets["G"].state_dict().values(), warm.nets["G"].state_dict().values()))
-    assert warm.init_from["step"] == 2 and warm.init_from["task"] == "SDATask"
+    assert warm.init_from["step"] == warm.init_from["steps_before"] == 2 and warm.init_from["task"] == "SDATask"
     assert warm.init_from["config"]["T"] == CFG.T
     # Training on from the warm start: the step count is the new run's, the origin is in its checkpoints.
     warm = fit(task, prepared, out=tmp_path / "b", steps=1, init_from=tmp_path / "a", **kwargs)
@@ -317,6 +317,23 @@ def test_cli_trains_resumes_and_ships(prepared, tmp_path, capsys):
     assert main(["export", str(stage2), str(weights / "sda_stage2.safetensors")]) == 0
     record = read_manifest(weights)["sda_stage2.safetensors"]["training"]["init_from"]
     assert record["step"] == 2 and record["checkpoint"].endswith("step_00000002")
+    assert read_manifest(weights)["sda_stage2.safetensors"]["steps"] == 3   # 2 steps of stage 1 + 1 of stage 2
+    # export --metrics: the eval report of exactly these weights becomes the manifest's measured table (a report
+    # in the harness's format; the tiny preset's 32 px frames are below what the harness's CPBD can score)
+    row = lambda value: {"psnr": {"mean": value, "std": 0.0, "n": 3}, "blink_duration": {"mean": None, "std": None, "n": 0}}
+    model = f"sda={weights / 'sda_stage2.safetensors'}"
+    report = {"split": "test", "n_clips": 3, "systems": {"ground truth": row(100.0), "static": row(20.0), model: row(18.123456)}}
+    json_path = tmp_path / "eval_stage2.json"
+    json_path.write_text(json.dumps(report))
+    assert main(["export", str(stage2), str(weights / "sda_final.safetensors"), "--metrics", str(json_path)]) == 0
+    entry = read_manifest(weights)["sda_final.safetensors"]
+    assert entry["metrics"] == {"test": {"ground truth": {"psnr": 100.0, "blink_duration": None}, "static": {"psnr": 20.0, "blink_duration": None},
+                                         "sda": {"psnr": 18.1235, "blink_duration": None}}}
+    assert "measured on its test split (3 clips)" in entry["data"]
+    # a report of other weights (the first run's) is refused, and nothing is written
+    assert main(["export", str(out), str(weights / "sda_wrong.safetensors"), "--metrics", str(json_path)]) == 2
+    assert "other weights" in capsys.readouterr().err
+    assert not (weights / "sda_wrong.safetensors").exists() and "sda_wrong.safetensors" not in read_manifest(weights)
 
 
 def test_load_generator_round_trip(tmp_path):

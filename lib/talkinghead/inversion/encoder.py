@@ -244,6 +244,7 @@ def _ship(result, args, cfg: Config) -> None:
     from talkinghead.data.datasets import FrameDataset
     from talkinghead.hub import save_weights
     from talkinghead.inversion.measure import measure_inversion
+    from talkinghead.training.cli import total_steps
 
     E = result.nets["G_ema"].cpu().eval()  # fit keeps the EMA of the task's "generator" net, here E
     G = result.nets["G"].cpu().eval()
@@ -251,7 +252,8 @@ def _ship(result, args, cfg: Config) -> None:
     images = test[list(range(0, len(test), max(1, len(test) // 16)))[:16]]["image"]
     rows = measure_inversion(G, E, images, methods=("encoder",), perceptual=cfg.perceptual)
     print("encoder on test frames:", json.dumps(rows))
-    path = save_weights(E.state_dict(), args.ship, config=cfg.name, config_dict=cfg.to_dict(), steps=result.step,
+    path = save_weights(E.state_dict(), args.ship, config=cfg.name, config_dict=cfg.to_dict(),
+                        steps=total_steps(result.step, result.init_from),
                         data=f"{args.data}: single frames of the train split; measured on {len(images)} test frames",
                         metrics={"inversion": rows})
     print(f"shipped {path} ({path.stat().st_size / 1e6:.2f} MB)")

@@ -690,7 +690,7 @@ def _ship(result, args, cfg: Config) -> None:
     from talkinghead.data.prepare import PreparedCorpus
     from talkinghead.hub import save_weights
     from talkinghead.metrics.evaluate import evaluate, from_system, markdown_table, write_report
-    from talkinghead.training.cli import run_record
+    from talkinghead.training.cli import run_record, total_steps
 
     G = result.nets["G_ema"].cpu().eval()
     task = SDATask(cfg)
@@ -702,7 +702,7 @@ def _ship(result, args, cfg: Config) -> None:
              for name, summary in report["systems"].items()}
     speakers = {split: sorted({c["speaker"] for c in corpus.clips(split)}) for split in ("train", "val", "test")}
     path = save_weights(
-        G.state_dict(), args.ship, config=cfg.name, config_dict=cfg.to_dict(), steps=result.step,
+        G.state_dict(), args.ship, config=cfg.name, config_dict=cfg.to_dict(), steps=total_steps(result.step, result.init_from),
         data=f"{corpus.root.name}: train speakers {speakers['train']}, measured on test speakers {speakers['test']} ({report['n_clips']} clips)",
         metrics={"test": table},
         training=run_record(result, args),

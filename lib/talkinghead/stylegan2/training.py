@@ -217,7 +217,7 @@ def _ship(result, args, cfg: Config) -> None:
     from talkinghead.data.prepare import PreparedCorpus
     from talkinghead.hub import save_weights
     from talkinghead.stylegan2.quality import measure_generator
-    from talkinghead.training.cli import run_record
+    from talkinghead.training.cli import run_record, total_steps
 
     G = result.nets["G_ema"].cpu().eval()
     corpus = PreparedCorpus.open(args.data)
@@ -226,7 +226,7 @@ def _ship(result, args, cfg: Config) -> None:
     train_speakers = sorted({c["speaker"] for c in corpus.clips("train")})
     test_speakers = sorted({c["speaker"] for c in corpus.clips("test")})
     path = save_weights(
-        G.state_dict(), args.ship, config=cfg.name, config_dict=cfg.to_dict(), steps=result.step,
+        G.state_dict(), args.ship, config=cfg.name, config_dict=cfg.to_dict(), steps=total_steps(result.step, result.init_from),
         data=f"{corpus.root.name}: single frames of train speakers {train_speakers}; precision / recall against "
              f"train frames, face threshold from test speakers {test_speakers}",
         metrics={"quality": metrics},

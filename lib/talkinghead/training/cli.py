@@ -13,8 +13,9 @@ import ast
 import dataclasses
 import json
 from collections.abc import Callable
+from pathlib import Path
 
-__all__ = ["add_fit_parser", "parse_overrides", "parse_task_settings", "run_record"]
+__all__ = ["add_fit_parser", "parse_overrides", "parse_task_settings", "run_record", "total_steps"]
 
 
 def parse_overrides(items: list[str], config_type) -> dict:
@@ -76,8 +77,14 @@ def run_record(result, args: argparse.Namespace) -> dict:
 
 
 def _init_record(init: dict) -> dict:
-    """A warm start for a manifest: the source checkpoint, its step and its config preset."""
-    return {"checkpoint": init["checkpoint"], "step": init["step"], "config": (init.get("config") or {}).get("name")}
+    """A warm start for a manifest: the source checkpoint, its step, the steps behind it and its config preset."""
+    return {"checkpoint": init["checkpoint"], "step": init["step"], "steps_before": init.get("steps_before", init["step"]),
+            "config": (init.get("config") or {}).get("name")}
+
+
+def total_steps(step: int, init: dict | None) -> int:
+    """Every optimisation step behind weights: this run's, plus those of the run(s) it was warm-started from."""
+    return step + int((init or {}).get("steps_before", (init or {}).get("step", 0)))
 
 
 def add_fit_parser(
@@ -161,13 +168,14 @@ def add_export_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     p = sub.add_parser("export", help="a training run's EMA generator as weights (.safetensors + manifest entry)")
     p.add_argument("run", help="run folder (the --out of `train`)")
     p.add_argument("out", help="output .safetensors path; its folder gets a manifest.json entry")
+    p.add_argument("--metrics", default=None, metavar="REPORT.json",
+                   help="the `python -m talkinghead eval` report of these exact weights (`--model ARCH=FILE`, FILE "
+                        "exported from the same checkpoint): its table goes into the manifest entry")
     p.set_defaults(func=_export)
     return p
 
 
 def _export(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from safetensors.torch import load_file
 
     from talkinghead.hub import save_weights
@@ -180,10 +188,49 @@ def _export(args: argparse.Namespace) -> int:
     state = json.loads((checkpoint / "state.json").read_text())
     weights = {k[len("G_ema."):]: v for k, v in load_file(str(checkpoint / "nets.safetensors")).items() if k.startswith("G_ema.")}
     out = Path(args.out)
+    metrics, data = {}, f"{state['data']['root']} (train split)"
+    if args.metrics:
+        metrics, measured = _report_table(args.metrics, weights)
+        data = f"{data}, {measured}"
     path = save_weights(weights, out.name, root=out.parent, config=state["config"].get("name"), config_dict=state["config"],
-                        steps=state["step"], data=f"{state['data']['root']} (train split)",
+                        steps=total_steps(state["step"], state.get("init_from")), data=data,
                         training={**{k: state.get(k) for k in ("task", "batch_size", "accum", "seed", "world")},
                                   **({"init_from": _init_record(state["init_from"])} if state.get("init_from") else {})},
-                        metrics={})
+                        metrics=metrics)
     print(f"{checkpoint} (step {state['step']}) -> {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0
+
+
+def _report_table(report_path, weights: dict) -> tuple[dict, str]:
+    """The measured table of an eval report for a manifest: ``{split: {system: {metric: mean}}}`` with the model
+    row named by its architecture, and where it was measured. The report must score exactly one model, given as
+    ``ARCH=FILE``, and FILE must hold exactly ``weights`` (as fp16): a table of other weights is refused."""
+    import torch
+    from safetensors.torch import load_file
+
+    from talkinghead.io import InputError
+    from talkinghead.metrics.evaluate import BASELINES
+
+    try:
+        report = json.loads(Path(report_path).read_text())
+        systems = report["systems"]
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(f"{report_path} is not a report of `python -m talkinghead eval` ({e}): pass the .json it wrote") from e
+    models = [name for name in systems if name not in BASELINES]
+    if len(models) != 1 or "=" not in models[0]:
+        raise InputError(f"{report_path} scores {models or 'no model'}: --metrics needs the report of one model given as "
+                         "`--model ARCH=FILE`")
+    arch, file = models[0].split("=", 1)
+    try:
+        measured = load_file(file)
+    except OSError as e:
+        raise InputError(f"{report_path} measured {file}, which cannot be read ({e})") from e
+    same = measured.keys() == weights.keys() and all(
+        torch.equal(measured[k], v.to(measured[k].dtype)) for k, v in weights.items())
+    if not same:
+        raise InputError(f"{report_path} measured {file}, which holds other weights than this checkpoint's EMA "
+                         "generator: export the checkpoint, evaluate that file, and pass its report")
+    table = {(arch if name == models[0] else name): {k: None if v["mean"] is None else round(v["mean"], 4)
+                                                     for k, v in summary.items()}
+             for name, summary in systems.items()}
+    return {report["split"]: table}, f"measured on its {report['split']} split ({report['n_clips']} clips)"

@@ -70,7 +70,7 @@ class FitResult:
     step: int
     out: Path
     checkpoint: Path | None
-    init_from: dict | None = None     # {"checkpoint", "task", "step", "config"} of a warm start, else None
+    init_from: dict | None = None     # {"checkpoint", "task", "step", "steps_before", "config"} of a warm start
 
 
 class BatchStream:
@@ -236,7 +236,9 @@ def fit(
         if source_task is not None and source_task != type(task).__name__:
             raise ValueError(f"{source} is a {source_task} checkpoint; this run trains {type(task).__name__}")
         state = load_nets(source, nets=nets, ema=ema)
+        # steps_before: every optimisation step behind the source, through its own warm start if it had one
         init = {"checkpoint": str(source), "task": source_task, "step": int(state["step"]),
+                "steps_before": int(state["step"]) + int((state.get("init_from") or {}).get("steps_before", 0)),
                 "config": state.get("config")}
         if main:
             accelerator.print(f"initialised from {source} (step {init['step']})")
