@@ -50,7 +50,7 @@ from talkinghead.metrics.landmarks import FACE, MOUTH, blink_metrics, lmd, mouth
 __all__ = [
     "System", "FrameSource", "EvalClip", "METRICS", "BASELINES", "SYSTEMS", "static", "ground_truth", "from_system",
     "from_folder", "register_system", "resolve_system", "load_metric_nets", "score_clip", "evaluate", "markdown_table",
-    "write_report", "add_eval_parser", "main_eval",
+    "means_table", "write_report", "add_eval_parser", "main_eval",
 ]
 
 System = Callable[[np.ndarray, np.ndarray, int], np.ndarray]  # (identity (S,S,3) uint8, audio (N,) float32, n_frames) -> (T,S,S,3) uint8
@@ -344,6 +344,14 @@ def _cell(summary: dict, metric: Metric) -> str:
     if not metric.spread:
         return f"{mean:.{metric.digits}f}"
     return f"{mean:.{metric.digits}f} ± {summary['std']:.{metric.digits}f}"
+
+
+def means_table(report: dict, *, rename: dict[str, str] | None = None) -> dict[str, dict[str, float | None]]:
+    """``{system: {metric: mean}}`` of a report, rounded to 4 decimals (None where undefined), for manifests;
+    ``rename`` maps system names (e.g. ``"sda=path/file.safetensors"`` → ``"sda"``)."""
+    rename = rename or {}
+    return {rename.get(name, name): {k: None if v["mean"] is None else round(v["mean"], 4) for k, v in summary.items()}
+            for name, summary in report["systems"].items()}
 
 
 def markdown_table(report: dict) -> str:

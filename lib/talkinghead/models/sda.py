@@ -689,7 +689,7 @@ def _ship(result, args, cfg: Config) -> None:
     """Measure the EMA generator on the test split beside the baselines and write it to weights/ (fp16)."""
     from talkinghead.data.prepare import PreparedCorpus
     from talkinghead.hub import save_weights
-    from talkinghead.metrics.evaluate import evaluate, from_system, markdown_table, write_report
+    from talkinghead.metrics.evaluate import evaluate, from_system, markdown_table, means_table, write_report
     from talkinghead.training.cli import run_record, total_steps
 
     G = result.nets["G_ema"].cpu().eval()
@@ -698,11 +698,11 @@ def _ship(result, args, cfg: Config) -> None:
     report = evaluate(corpus, split="test", systems={"sda": from_system(task.system(G))})
     write_report(report, result.out / "eval_test")
     print(markdown_table(report))
-    table = {name: {k: None if v["mean"] is None else round(v["mean"], 4) for k, v in summary.items()}
-             for name, summary in report["systems"].items()}
+    table = means_table(report)
     speakers = {split: sorted({c["speaker"] for c in corpus.clips(split)}) for split in ("train", "val", "test")}
     path = save_weights(
-        G.state_dict(), args.ship, config=cfg.name, config_dict=cfg.to_dict(), steps=total_steps(result.step, result.init_from),
+        G.state_dict(), args.ship, config=cfg.name, config_dict=cfg.to_dict(),
+        steps=total_steps(result.step, result.init_from),
         data=f"{corpus.root.name}: train speakers {speakers['train']}, measured on test speakers {speakers['test']} ({report['n_clips']} clips)",
         metrics={"test": table},
         training=run_record(result, args),

@@ -226,7 +226,8 @@ def _ship(result, args, cfg: Config) -> None:
     train_speakers = sorted({c["speaker"] for c in corpus.clips("train")})
     test_speakers = sorted({c["speaker"] for c in corpus.clips("test")})
     path = save_weights(
-        G.state_dict(), args.ship, config=cfg.name, config_dict=cfg.to_dict(), steps=total_steps(result.step, result.init_from),
+        G.state_dict(), args.ship, config=cfg.name, config_dict=cfg.to_dict(),
+        steps=total_steps(result.step, result.init_from),
         data=f"{corpus.root.name}: single frames of train speakers {train_speakers}; precision / recall against "
              f"train frames, face threshold from test speakers {test_speakers}",
         metrics={"quality": metrics},

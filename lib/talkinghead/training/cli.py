@@ -78,7 +78,7 @@ def run_record(result, args: argparse.Namespace) -> dict:
 
 def _init_record(init: dict) -> dict:
     """A warm start for a manifest: the source checkpoint, its step, the steps behind it and its config preset."""
-    return {"checkpoint": init["checkpoint"], "step": init["step"], "steps_before": init.get("steps_before", init["step"]),
+    return {"checkpoint": init["checkpoint"], "step": init["step"], "steps_before": total_steps(0, init),
             "config": (init.get("config") or {}).get("name")}
 
 
@@ -209,7 +209,7 @@ def _report_table(report_path, weights: dict) -> tuple[dict, str]:
     from safetensors.torch import load_file
 
     from talkinghead.io import InputError
-    from talkinghead.metrics.evaluate import BASELINES
+    from talkinghead.metrics.evaluate import BASELINES, means_table
 
     try:
         report = json.loads(Path(report_path).read_text())
@@ -230,7 +230,5 @@ def _report_table(report_path, weights: dict) -> tuple[dict, str]:
     if not same:
         raise InputError(f"{report_path} measured {file}, which holds other weights than this checkpoint's EMA "
                          "generator: export the checkpoint, evaluate that file, and pass its report")
-    table = {(arch if name == models[0] else name): {k: None if v["mean"] is None else round(v["mean"], 4)
-                                                     for k, v in summary.items()}
-             for name, summary in systems.items()}
+    table = means_table(report, rename={models[0]: arch})
     return {report["split"]: table}, f"measured on its {report['split']} split ({report['n_clips']} clips)"
