@@ -34,7 +34,7 @@ Choices the papers leave open (or our synthetic benchmark asks to change), all i
       norm is not in the papers; the GRU discriminator trains without it on our data).
     - Not in the papers, off by default: ``w_div`` adds the diversity-sensitive term of Yang et al. (ICLR 2019),
       −w_div · min(``noise_sensitivity``, ``div_clip``), which rewards frames that change with the noise. Our
-      CPU-trained generators learned to ignore their noise (two noise draws differ by 0.02 grey levels on
+      CPU-trained generators learned to ignore their noise (two noise draws differ by 0.03 grey levels on
       average), which leaves the noise GRU nothing to make blinks with; docs/RESULTS.md has what the term did.
 
 Lengths: ``generate`` makes any number of frames and streams them in chunks with the GRU states carried; the
