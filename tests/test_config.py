@@ -37,3 +37,16 @@ def test_overrides_make_a_custom_config():
     assert cfg.z_dim == 16 and cfg.name == "custom" and StyleGAN2Config.preset("tiny").z_dim == 32
     # SDA keeps the preset it started from as a field (checkpoints and the manifest name it).
     assert SDAConfig.preset("tiny", T=8).name == "tiny"
+
+
+def test_changes_from_a_checkpoint_config():
+    """What resuming compares: changed fields by name; a field the checkpoint predates counts as its default (so
+    adding a field with a behaviour-keeping default leaves old runs resumable), a field it has and we lack counts."""
+    cfg = SDAConfig.preset("synth128")
+    saved = json.loads(json.dumps(cfg.to_dict()))
+    assert cfg.changes_from(saved) == {}
+    older = {k: v for k, v in saved.items() if k not in ("w_div", "div_clip")}   # written before those existed
+    assert cfg.changes_from(older) == {}
+    assert SDAConfig.preset("synth128", w_div=100.0).changes_from(older) == {"w_div": (0.0, 100.0)}
+    assert SDAConfig.preset("synth128", T=48).changes_from(saved) == {"T": (16, 48)}
+    assert cfg.changes_from({**saved, "retired": 1}) == {"retired": (1, "(absent)")}

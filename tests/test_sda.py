@@ -254,7 +254,7 @@ def test_fit_accumulation_sees_the_windows_of_a_bigger_batch(prepared, tmp_path)
 
 def test_fit_refuses_a_checkpoint_of_another_config(prepared, tmp_path):
     fit(SDATask(CFG), prepared, out=tmp_path, steps=1, batch_size=2, progress=False)
-    with pytest.raises(ValueError, match="another config"):
+    with pytest.raises(ValueError, match=r"another config \(lr_G: 0.0001 there, 0.001 now\)"):
         fit(SDATask(Config.preset("tiny", lr_G=1e-3)), prepared, out=tmp_path, steps=2, batch_size=2, progress=False)
 
 

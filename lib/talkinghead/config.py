@@ -16,7 +16,7 @@ dicts that checkpoints and the weights manifest store.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields, replace
+from dataclasses import MISSING, asdict, fields, replace
 from typing import Any, ClassVar, TypeVar
 
 __all__ = ["PresetConfig"]
@@ -56,6 +56,22 @@ class PresetConfig:
             raise InputError(f"unknown {cls.KIND} config fields {sorted(unknown)}: the file was written by another "
                              "version of talkinghead; use that version or upgrade")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    def changes_from(self, saved: dict) -> dict[str, tuple[Any, Any]]:
+        """The fields in which this config differs from ``saved`` (a checkpoint's ``to_dict``), as {field: (saved
+        value, this value)}. A field ``saved`` lacks was added after it was written and counts as its default, so
+        a checkpoint stays resumable when a field is added whose default keeps the old behaviour."""
+        now = json.loads(json.dumps(self.to_dict()))
+        missing = object()
+        changes = {}
+        for f in fields(self):
+            default = f.default if f.default is not MISSING else missing
+            old = saved.get(f.name, json.loads(json.dumps(default)) if default is not missing else missing)
+            if old != now[f.name]:
+                changes[f.name] = ("(absent)" if old is missing else old, now[f.name])
+        for name in sorted(set(saved) - set(now)):
+            changes[name] = (saved[name], "(absent)")
+        return changes
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
