@@ -385,3 +385,52 @@ def test_fit_on_two_processes_keeps_them_identical(prepared, tmp_path):
     assert set(hashes) == {"0", "1"} and hashes["0"] == hashes["1"]
     state = json.loads((tmp_path / "run" / "checkpoints" / "step_00000002" / "state.json").read_text())
     assert state["world"] == 2
+
+
+class _HalfMean(torch.nn.Module):
+    """A stand-in sequence discriminator that scores the mean of one half of the frames (upper or lower)."""
+
+    def __init__(self, upper: bool):
+        super().__init__()
+        self.upper = upper
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, frames: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        h = frames.shape[-2] // 2
+        part = frames[..., :h, :] if self.upper else frames[..., h:, :]
+        return self.scale * part.flatten(1).mean(1)
+
+
+def test_blink_response_separates_what_d_sees(prepared):
+    """Taking the blinks out changes only the upper half: a D blind to it values blinks at exactly 0 (and, at
+    32 px, where the eye band reaches just past the middle, pushes little onto it); a D of the upper half sees the
+    change, and its push lands on the rows it reads."""
+    from talkinghead.data.prepare import PreparedCorpus
+    from talkinghead.models.sda import blink_response
+
+    corpus = PreparedCorpus.open(prepared)
+    clip = corpus.clips()[0]
+    corpus.truth = {k: np.array(v) for k, v in corpus.truth.items()}
+    corpus.truth["blink"][:] = False
+    corpus.truth["blink"][clip["frame_start"] + 3 : clip["frame_start"] + 6] = True     # one blink, frames 3–5
+    torch.manual_seed(0)
+    G = Generator(CFG).eval()
+    lower = blink_response(G, _HalfMean(upper=False), corpus, "train")
+    assert lower["windows"] == 1 and lower["blink_worth"] == 0.0 and lower["real"] == lower["deblinked"]
+    upper = blink_response(G, _HalfMean(upper=True), corpus, "train")
+    assert upper["blink_worth"] != 0.0 and upper["eye_grad_share"] > upper["eye_area_share"] > lower["eye_grad_share"]
+    assert upper["gap"] == pytest.approx(upper["real"] - upper["generated"])
+    corpus.truth["blink"][:] = False
+    with pytest.raises(ValueError, match="no clip of the 'train' split has a blink"):
+        blink_response(G, _HalfMean(upper=True), corpus, "train")
+
+
+def test_load_run_rebuilds_every_network(prepared, tmp_path):
+    from talkinghead.models.sda import load_run
+
+    result = fit(SDATask(CFG), prepared, out=tmp_path, steps=1, batch_size=2, progress=False)
+    nets = load_run(tmp_path)
+    assert set(nets) == {"G", "D_frame", "D_seq", "D_sync", "G_ema"} and not nets["G"].training
+    for name in ("G", "D_seq", "G_ema"):
+        for (k, a), b in zip(result.nets[name].state_dict().items(), nets[name].state_dict().values()):
+            assert torch.equal(a.cpu(), b), (name, k)

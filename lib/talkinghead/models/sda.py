@@ -42,6 +42,7 @@ noise is drawn per frame from a seeded generator, so chunked and all-at-once gen
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -56,7 +57,7 @@ __all__ = [
     "Config", "PRESETS", "IdentityEncoder", "ContextEncoder", "NoiseGenerator", "FrameDecoder", "Generator",
     "FrameDiscriminator", "SequenceDiscriminator", "SyncDiscriminator", "GeneratorState", "SDATask", "build_nets",
     "build_optimizers", "train_step", "generate", "stream", "lower_half_l1", "WEIGHTS_NAME", "load_generator",
-    "add_train_sda_parser", "noise_sensitivity", "noise_effect",
+    "add_train_sda_parser", "noise_sensitivity", "noise_effect", "blink_response", "load_run",
 ]
 
 WEIGHTS_NAME = "sda_synthgrid.safetensors"
@@ -665,7 +666,88 @@ def noise_effect(G: Generator, corpus, split: str = "val", *, clips: int = 8, se
             "upper_max": float(np.max(upper)), "real_upper_motion": float(np.mean(motion))}
 
 
+def blink_response(G: Generator, D_seq: SequenceDiscriminator, corpus, split: str = "val", *, windows: int = 16) -> dict:
+    """Does the sequence discriminator hold the missing blinks against the generator?
+
+    For up to ``windows`` clips of ``split`` with a blink (the corpus's exact per-frame labels, SynthGRID's
+    ``truth.npz``), a window of ``cfg.T`` frames around the clip's first blink is scored by ``D_seq`` three ways:
+    as recorded; with the blinks taken out (each blinking frame's upper half replaced by that of the last open-eye
+    frame before it); and as the generator makes it from the clip's first frame and the window's audio. The
+    gradient of the last score with respect to the generated frames is where D pushes G: its share on a band of
+    rows around the eyes (the exact eye landmarks ± 4 px) is set beside the band's share of the image.
+
+    Returns:
+        {"windows", "real", "deblinked", "generated"} mean logits, "blink_worth" = mean(real − deblinked) (what a
+        blink is worth to D), "gap" = mean(real − generated) (what D holds against G), "eye_grad_share" and
+        "eye_area_share".
+    """
+    from talkinghead.audio.features import FeatureConfig, frame_windows
+
+    cfg = G.cfg
+    T, half, device = cfg.T, cfg.height // 2, next(G.parameters()).device
+    if corpus.truth is None or "blink" not in corpus.truth:
+        raise ValueError(f"{corpus.root} has no blink labels (truth.npz): blink_response needs a SynthGRID corpus")
+    fcfg = FeatureConfig(sr=cfg.sr, fps=cfg.fps, window_seconds=cfg.audio_window / cfg.sr)
+
+    def to_tensor(video: np.ndarray) -> torch.Tensor:                  # (T, H, W, 3) uint8 → (1, T, 3, H, W)
+        return (torch.from_numpy(np.array(video)).permute(0, 3, 1, 2).float() / 127.5 - 1)[None].to(device)
+
+    rows: dict[str, list[float]] = {"real": [], "deblinked": [], "generated": [], "eye_grad_share": [], "eye_area_share": []}
+    for clip in corpus.clips(split):
+        flags = corpus.truth["blink"][clip["frame_start"] : clip["frame_start"] + clip["n_frames"]]
+        first = int(np.argmax(flags))
+        if len(flags) < T or not flags.any() or first == 0:
+            continue
+        start = min(max(first - T // 2, 0), len(flags) - T)            # < first: the window opens with eyes open
+        real = np.asarray(corpus.clip_frames(clip))
+        video, deblinked = real[start : start + T], real[start : start + T].copy()
+        last_open = start
+        for t in range(T):
+            if flags[start + t]:
+                deblinked[t, :half] = real[last_open, :half]
+            else:
+                last_open = start + t
+        audio = frame_windows(corpus.clip_audio(clip), cfg=fcfg, n_frames=len(real))[start : start + T]
+        audio = torch.from_numpy(np.array(audio))[None].to(device)
+        with torch.no_grad():
+            rows["real"].append(float(D_seq(to_tensor(video), audio)))
+            rows["deblinked"].append(float(D_seq(to_tensor(deblinked), audio)))
+            fake, _ = G(to_tensor(real[:1])[:, 0], audio, seed=0)
+        fake = fake.detach().requires_grad_(True)
+        logit = D_seq(fake, audio)
+        rows["generated"].append(float(logit.detach()))
+        grad = torch.autograd.grad(logit.sum(), fake)[0].abs().sum((0, 1, 2, 4))               # (H,) per row
+        eyes = np.asarray(corpus.clip_landmarks(clip))[start : start + T, 36:48, 1]
+        top, bottom = max(int(eyes.min()) - 4, 0), min(int(np.ceil(eyes.max())) + 5, cfg.height)
+        rows["eye_grad_share"].append(float(grad[top:bottom].sum() / grad.sum()))
+        rows["eye_area_share"].append((bottom - top) / cfg.height)
+        if len(rows["real"]) == windows:
+            break
+    if not rows["real"]:
+        raise ValueError(f"no clip of the {split!r} split has a blink after its first frame and {T} frames")
+    out = {"windows": len(rows["real"]), **{k: float(np.mean(v)) for k, v in rows.items()}}
+    out["blink_worth"] = float(np.mean(np.subtract(rows["real"], rows["deblinked"])))
+    out["gap"] = float(np.mean(np.subtract(rows["real"], rows["generated"])))
+    return out
+
+
 # --------------------------------------------------------------------------- weights and command line
+
+
+def load_run(run, *, device=None) -> dict[str, nn.Module]:
+    """Every network of a training run's checkpoint (a run folder: its latest; or a checkpoint folder), rebuilt
+    from the config it records: {"G", "D_frame", …, "G_ema"}, in eval mode. For diagnostics such as
+    ``blink_response``; what ships is ``load_generator``'s EMA generator."""
+    from talkinghead.training.checkpoint import load_nets, resolve_checkpoint
+    from talkinghead.training.ema import EMA
+
+    path = resolve_checkpoint(run)
+    cfg = Config.from_dict(json.loads((path / "state.json").read_text())["config"])
+    nets = build_nets(cfg)
+    ema = EMA(nets["G"])
+    load_nets(path, nets=nets, ema=ema)
+    nets["G_ema"] = ema.model
+    return {k: v.eval().to(device or "cpu") for k, v in nets.items()}
 
 
 def load_generator(name: str = WEIGHTS_NAME, *, root=None, device=None) -> Generator:
