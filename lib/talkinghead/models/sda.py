@@ -57,7 +57,7 @@ __all__ = [
     "Config", "PRESETS", "IdentityEncoder", "ContextEncoder", "NoiseGenerator", "FrameDecoder", "Generator",
     "FrameDiscriminator", "SequenceDiscriminator", "SyncDiscriminator", "GeneratorState", "SDATask", "build_nets",
     "build_optimizers", "train_step", "generate", "stream", "lower_half_l1", "WEIGHTS_NAME", "load_generator",
-    "add_train_sda_parser", "noise_sensitivity", "noise_effect", "blink_response", "load_run",
+    "add_train_sda_parser", "noise_sensitivity", "noise_effect", "blink_response", "probe_sequence_discriminator", "load_run",
 ]
 
 WEIGHTS_NAME = "sda_synthgrid.safetensors"
@@ -647,13 +647,14 @@ def noise_effect(G: Generator, corpus, split: str = "val", *, clips: int = 8, se
     """How much the noise changes the video: each of the first ``clips`` clips of ``split`` generated with two
     noise seeds from the same identity frame and audio; mean |difference| in grey levels (0–255) over the upper
     half of the crop (eyes, brows: where blinks live) and the lower half, and the largest per-clip mean of the
-    upper half. The real frames' own change over time in the upper half (mean |frame_t − frame_0|) is the scale
-    a blink needs. A generator that ignores its noise scores ≈ 0 (it cannot blink at random).
+    upper half. The real frames' own change over time in the upper half (mean |frame_t − frame_0|: head motion,
+    blinks, brows) is the scale a blink needs; the generated frames' (first seed) is set beside it. A generator
+    that ignores its noise scores ≈ 0 (it cannot blink at random).
 
     Returns:
-        {"clips", "upper", "lower", "upper_max", "real_upper_motion"} in grey levels.
+        {"clips", "upper", "lower", "upper_max", "real_upper_motion", "upper_motion"} in grey levels.
     """
-    upper, lower, motion = [], [], []
+    upper, lower, motion, own = [], [], [], []
     for clip in corpus.clips(split)[:clips]:
         real = np.asarray(corpus.clip_frames(clip))
         audio = corpus.clip_audio(clip)
@@ -662,8 +663,10 @@ def noise_effect(G: Generator, corpus, split: str = "val", *, clips: int = 8, se
         upper.append(float(np.abs(a[:, :half] - b[:, :half]).mean()))
         lower.append(float(np.abs(a[:, half:] - b[:, half:]).mean()))
         motion.append(float(np.abs(real[1:, :half].astype(np.float32) - real[:1, :half]).mean()))
+        own.append(float(np.abs(a[1:, :half] - a[:1, :half]).mean()))
     return {"clips": len(upper), "upper": float(np.mean(upper)), "lower": float(np.mean(lower)),
-            "upper_max": float(np.max(upper)), "real_upper_motion": float(np.mean(motion))}
+            "upper_max": float(np.max(upper)), "real_upper_motion": float(np.mean(motion)),
+            "upper_motion": float(np.mean(own))}
 
 
 def blink_response(G: Generator, D_seq: SequenceDiscriminator, corpus, split: str = "val", *, windows: int = 16) -> dict:
@@ -732,6 +735,51 @@ def blink_response(G: Generator, D_seq: SequenceDiscriminator, corpus, split: st
 
 
 # --------------------------------------------------------------------------- weights and command line
+
+
+class _LowPass(nn.Module):
+    """A discriminator that sees its frames average-pooled by ``k`` and scaled back (k = 1: as they are)."""
+
+    def __init__(self, D: nn.Module, k: int):
+        super().__init__()
+        self.D, self.k = D, k
+
+    def forward(self, frames: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        if self.k > 1:
+            x = F.avg_pool2d(frames.flatten(0, 1), self.k)
+            frames = F.interpolate(x, scale_factor=self.k, mode="bilinear", align_corners=False).view(frames.shape)
+        return self.D(frames, audio)
+
+
+def probe_sequence_discriminator(G: Generator, corpus, split: str = "val", *, steps: int = 400, lowpass: int = 1,
+                                 batch_size: int = 2, lr: float = 2e-4, windows: int = 16, seed: int = 0) -> dict:
+    """What a sequence discriminator learns to hold against a frozen generator: a fresh ``SequenceDiscriminator``
+    (seeded) trained ``steps`` steps on real training windows of ``cfg.T`` frames against G's windows from the
+    same identity frames and audio (G in its current mode, no gradient), optionally on frames low-passed by
+    ``lowpass`` (average pooling, then bilinear back up), then asked ``blink_response`` on ``split``.
+
+    Returns:
+        {"steps", "lowpass", "d_loss" (mean of the last 50 steps), **blink_response}.
+    """
+    cfg = G.cfg
+    torch.manual_seed(seed)
+    D = _LowPass(SequenceDiscriminator(cfg), lowpass)
+    opt = torch.optim.Adam(D.parameters(), lr=lr, betas=cfg.betas)
+    dataset = SDATask(cfg).dataset(corpus.root, "train", seed=seed)
+    pick = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(steps):
+        items = [dataset[i] for i in torch.randint(len(dataset), (batch_size,), generator=pick).tolist()]
+        still, real, audio = (torch.stack([it[k] for it in items]) for k in ("identity", "video", "audio"))
+        with torch.no_grad():
+            fake, _ = G(still, audio)
+        loss = _bce(D(real, audio), True) + _bce(D(fake, audio), False)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return {"steps": steps, "lowpass": lowpass, "d_loss": float(np.mean(losses[-50:])),
+            **blink_response(G, D, corpus, split, windows=windows)}
 
 
 def load_run(run, *, device=None) -> dict[str, nn.Module]:
