@@ -673,14 +673,15 @@ def blink_response(G: Generator, D_seq: SequenceDiscriminator, corpus, split: st
     """Does the sequence discriminator hold the missing blinks against the generator?
 
     For up to ``windows`` clips of ``split`` with a blink (the corpus's exact per-frame labels, SynthGRID's
-    ``truth.npz``), a window of ``cfg.T`` frames around the clip's first blink is scored by ``D_seq`` three ways:
+    ``truth.npz``), a window of ``cfg.T`` frames around the clip's first blink is scored by ``D_seq`` four ways:
     as recorded; with the blinks taken out (each blinking frame's upper half replaced by that of the last open-eye
-    frame before it); and as the generator makes it from the clip's first frame and the window's audio. The
+    frame before it); frozen (its first frame repeated); and as the generator makes it from the clip's first frame
+    and the window's audio. The
     gradient of the last score with respect to the generated frames is where D pushes G: its share on a band of
     rows around the eyes (the exact eye landmarks ± 4 px) is set beside the band's share of the image.
 
     Returns:
-        {"windows", "real", "deblinked", "generated"} mean logits, "blink_worth" = mean(real − deblinked) (what a
+        {"windows", "real", "deblinked", "static", "generated"} mean logits, "blink_worth" = mean(real − deblinked) (what a
         blink is worth to D), "gap" = mean(real − generated) (what D holds against G), "eye_grad_share" and
         "eye_area_share".
     """
@@ -695,7 +696,8 @@ def blink_response(G: Generator, D_seq: SequenceDiscriminator, corpus, split: st
     def to_tensor(video: np.ndarray) -> torch.Tensor:                  # (T, H, W, 3) uint8 → (1, T, 3, H, W)
         return (torch.from_numpy(np.array(video)).permute(0, 3, 1, 2).float() / 127.5 - 1)[None].to(device)
 
-    rows: dict[str, list[float]] = {"real": [], "deblinked": [], "generated": [], "eye_grad_share": [], "eye_area_share": []}
+    rows: dict[str, list[float]] = {"real": [], "deblinked": [], "static": [], "generated": [], "eye_grad_share": [],
+                                    "eye_area_share": []}
     for clip in corpus.clips(split):
         flags = corpus.truth["blink"][clip["frame_start"] : clip["frame_start"] + clip["n_frames"]]
         first = int(np.argmax(flags))
@@ -715,6 +717,7 @@ def blink_response(G: Generator, D_seq: SequenceDiscriminator, corpus, split: st
         with torch.no_grad():
             rows["real"].append(float(D_seq(to_tensor(video), audio)))
             rows["deblinked"].append(float(D_seq(to_tensor(deblinked), audio)))
+            rows["static"].append(float(D_seq(to_tensor(video[:1].repeat(T, 0)), audio)))
             fake, _ = G(to_tensor(real[:1])[:, 0], audio, seed=0)
         fake = fake.detach().requires_grad_(True)
         logit = D_seq(fake, audio)
