@@ -2,8 +2,9 @@
 clip, press Generate, and get a playable video. Skipped only where no Chromium can be found.
 
 ``TALKINGHEAD_SCREENSHOT=docs/demo_screenshot.png python -m pytest tests/test_demo_browser.py`` also saves the
-README's screenshot of the page with its result; add ``TALKINGHEAD_DEMO_WEIGHTS=sda=sda_synthgrid.safetensors`` to
-show the shipped model instead of tiny random weights.
+README's screenshot: the page with the first example's result (a typed sentence spoken by espeak-ng); add
+``TALKINGHEAD_DEMO_WEIGHTS=sda=weights/sda_synthgrid.safetensors`` to show the shipped model instead of tiny random
+weights.
 """
 import os
 
@@ -94,9 +95,6 @@ def test_upload_generate_and_watch(page, tmp_path):
     page.wait_for_timeout(1500)  # let the plot and the landmark image settle for the screenshot
     page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
     assert (tmp_path / "page.png").stat().st_size > 10_000
-    if os.environ.get("TALKINGHEAD_SCREENSHOT"):  # the README's picture: inputs, video, scores and plot
-        page.screenshot(path=os.environ["TALKINGHEAD_SCREENSHOT"], clip={"x": 0, "y": 0, "width": 1400, "height": 1500},
-                        full_page=True)
 
 
 def test_an_example_is_generated_on_first_click_and_cached(page, examples_cache):
@@ -104,3 +102,7 @@ def test_an_example_is_generated_on_first_click_and_cached(page, examples_cache)
     assert wait_for_video(page).endswith(".mp4")
     page.locator("#summary").get_by_text("LSE-C").wait_for(timeout=10_000)
     assert any(examples_cache.iterdir())  # kept for the next visitor
+    if os.environ.get("TALKINGHEAD_SCREENSHOT"):  # the README's picture: a spoken sentence, video, scores, plot
+        page.wait_for_timeout(1500)  # let the plot and the landmark image settle
+        page.screenshot(path=os.environ["TALKINGHEAD_SCREENSHOT"], clip={"x": 0, "y": 0, "width": 1400, "height": 1500},
+                        full_page=True)
