@@ -37,6 +37,11 @@ Choices the papers leave open (or our synthetic benchmark asks to change), all i
       CPU-trained generators learned to ignore their noise (two noise draws differ by 0.03 grey levels on
       average), which leaves the noise GRU nothing to make blinks with; docs/RESULTS.md has what the term did.
 
+Diagnostics (why it does or does not blink; docs/RESULTS.md has the figures): ``noise_effect`` (how much the
+noise and the clip move the upper face), ``blink_response`` (what a blink, a frozen window and the generated
+window are worth to a sequence discriminator, and where its gradient lands), ``probe_sequence_discriminator``
+(the same for a fresh one trained against a frozen generator), ``load_run`` (every network of a checkpoint).
+
 Lengths: ``generate`` makes any number of frames and streams them in chunks with the GRU states carried; the
 noise is drawn per frame from a seeded generator, so chunked and all-at-once generation give the same frames.
 """
@@ -643,6 +648,9 @@ def generate(
     return np.concatenate(parts) if parts else np.zeros((0, G.cfg.height, G.cfg.width, 3), np.uint8)
 
 
+# --------------------------------------------------------------------------- diagnostics: why it does (not) blink
+
+
 def noise_effect(G: Generator, corpus, split: str = "val", *, clips: int = 8, seeds: tuple[int, int] = (1, 2)) -> dict:
     """How much the noise changes the video: each of the first ``clips`` clips of ``split`` generated with two
     noise seeds from the same identity frame and audio; mean |difference| in grey levels (0–255) over the upper
@@ -676,14 +684,14 @@ def blink_response(G: Generator, D_seq: SequenceDiscriminator, corpus, split: st
     ``truth.npz``), a window of ``cfg.T`` frames around the clip's first blink is scored by ``D_seq`` four ways:
     as recorded; with the blinks taken out (each blinking frame's upper half replaced by that of the last open-eye
     frame before it); frozen (its first frame repeated); and as the generator makes it from the clip's first frame
-    and the window's audio. The
-    gradient of the last score with respect to the generated frames is where D pushes G: its share on a band of
-    rows around the eyes (the exact eye landmarks ± 4 px) is set beside the band's share of the image.
+    and the window's audio. The gradient of the last score with respect to the generated frames is where D pushes
+    G: its share on a band of rows around the eyes (the exact eye landmarks ± 4 px) is set beside the band's share
+    of the image.
 
     Returns:
-        {"windows", "real", "deblinked", "static", "generated"} mean logits, "blink_worth" = mean(real − deblinked) (what a
-        blink is worth to D), "gap" = mean(real − generated) (what D holds against G), "eye_grad_share" and
-        "eye_area_share".
+        {"windows", "real", "deblinked", "static", "generated"} mean logits; "blink_worth" = mean(real −
+        deblinked), what a blink is worth to D; "gap" = mean(real − generated), what D holds against G;
+        "eye_grad_share" and "eye_area_share".
     """
     from talkinghead.audio.features import FeatureConfig, frame_windows
 
@@ -737,9 +745,6 @@ def blink_response(G: Generator, D_seq: SequenceDiscriminator, corpus, split: st
     return out
 
 
-# --------------------------------------------------------------------------- weights and command line
-
-
 class _LowPass(nn.Module):
     """A discriminator that sees its frames average-pooled by ``k`` and scaled back (k = 1: as they are)."""
 
@@ -783,6 +788,9 @@ def probe_sequence_discriminator(G: Generator, corpus, split: str = "val", *, st
         losses.append(float(loss.detach()))
     return {"steps": steps, "lowpass": lowpass, "d_loss": float(np.mean(losses[-50:])),
             **blink_response(G, D, corpus, split, windows=windows)}
+
+
+# --------------------------------------------------------------------------- weights and command line
 
 
 def load_run(run, *, device=None) -> dict[str, nn.Module]:

@@ -219,8 +219,9 @@ def fit(
         init = state.get("init_from")
         changed = task.cfg.changes_from(state["config"]) if state.get("config") is not None else {}
         if changed:
-            raise ValueError(f"{checkpoint} was written with another config ({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in changed.items())}); "
-                             "resume with the same --config/--set, or use a new --out or resume=False")
+            diff = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
+            raise ValueError(f"{checkpoint} was written with another config ({diff}); resume with the same "
+                             "--config/--set, or use a new --out or resume=False")
         settings = json.loads(json.dumps(getattr(task, "settings", {})))
         if "task_settings" in state and state["task_settings"] != settings:
             changed = sorted(k for k in set(settings) | set(state["task_settings"])
