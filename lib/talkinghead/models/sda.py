@@ -726,7 +726,7 @@ def blink_response(G: Generator, D_seq: SequenceDiscriminator, corpus, split: st
             rows["real"].append(float(D_seq(to_tensor(video), audio)))
             rows["deblinked"].append(float(D_seq(to_tensor(deblinked), audio)))
             rows["static"].append(float(D_seq(to_tensor(video[:1].repeat(T, 0)), audio)))
-            fake, _ = G(to_tensor(real[:1])[:, 0], audio, seed=0)
+            fake, _ = G(_to_tensor_image(real[0], device), audio, seed=0)
         fake = fake.detach().requires_grad_(True)
         logit = D_seq(fake, audio)
         rows["generated"].append(float(logit.detach()))
@@ -773,12 +773,12 @@ def probe_sequence_discriminator(G: Generator, corpus, split: str = "val", *, st
     torch.manual_seed(seed)
     D = _LowPass(SequenceDiscriminator(cfg), lowpass)
     opt = torch.optim.Adam(D.parameters(), lr=lr, betas=cfg.betas)
-    dataset = SDATask(cfg).dataset(corpus.root, "train", seed=seed)
+    dataset = SDATask(cfg).dataset(corpus, "train", seed=seed)
     pick = torch.Generator().manual_seed(seed)
     losses = []
     for _ in range(steps):
-        items = [dataset[i] for i in torch.randint(len(dataset), (batch_size,), generator=pick).tolist()]
-        still, real, audio = (torch.stack([it[k] for it in items]) for k in ("identity", "video", "audio"))
+        batch = dataset[torch.randint(len(dataset), (batch_size,), generator=pick).tolist()]   # one batch, built whole
+        still, real, audio = batch["identity"], batch["video"], batch["audio"]
         with torch.no_grad():
             fake, _ = G(still, audio)
         loss = _bce(D(real, audio), True) + _bce(D(fake, audio), False)
