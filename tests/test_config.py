@@ -37,6 +37,8 @@ def test_overrides_make_a_custom_config():
     assert cfg.z_dim == 16 and cfg.name == "custom" and StyleGAN2Config.preset("tiny").z_dim == 32
     # SDA keeps the preset it started from as a field (checkpoints and the manifest name it).
     assert SDAConfig.preset("tiny", T=8).name == "tiny"
+    # ... which `--set name=…` may rename (the preset's own name is positional-only).
+    assert SDAConfig.preset("synth128", name="synth64", height=64).name == "synth64"
 
 
 def test_changes_from_a_checkpoint_config():

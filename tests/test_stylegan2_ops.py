@@ -1,5 +1,7 @@
-"""StyleGAN2 custom ops: the references against dense formulas, gradients to second order, and the autograd plumbing
-of the CUDA path (driven on CPU by a Python stand-in for the kernels, and on a GPU by the real ones)."""
+"""StyleGAN2 custom ops: the references against dense formulas, gradients to second order, and the CUDA path: its
+autograd plumbing (driven on CPU by a Python stand-in for the kernels), the kernels' own source compiled for the CPU
+and run thread by thread (tests/cuda_emulation.cpp), their build with nvcc where a CUDA torch is installed, and on a
+GPU the real kernels."""
 from __future__ import annotations
 
 import math
@@ -209,6 +211,94 @@ def test_cuda_path_autograd_with_python_kernels(monkeypatch):
         assert torch.autograd.gradgradcheck(lambda v: upfirdn2d(v, f, **kwargs), (x,))
 
 
+def _second_order(gx, gb, inputs):
+    """Gradients of |gx|² + |gb|² with respect to the inputs (zeros where the first gradients are constants, as for a
+    linear activation)."""
+    total = gx.square().sum() + gb.square().sum()
+    if not total.requires_grad:
+        return tuple(torch.zeros_like(t) for t in inputs)
+    return torch.autograd.grad(total, inputs, allow_unused=True, materialize_grads=True)
+
+
+class _EmulatedKernels:
+    """The real kernels (``ops/cuda/*.cuh``) compiled for the CPU by ``tests/cuda_emulation.cpp``, launched on the
+    launchers' own grid (256 threads a block) or on a small one where every thread strides over several elements."""
+
+    def __init__(self, module, grid: tuple[int, int] | None):
+        self.module, self.grid = module, grid
+
+    def _launch(self, n: int) -> tuple[int, int]:
+        if self.grid is not None:
+            return self.grid
+        return max(1, min(-(-n // 256), 65535 * 8)), 256                 # num_blocks() in bias_act.cu / upfirdn2d.cu
+
+    def bias_act_forward(self, x, b, dim, act, alpha, gain, clamp):
+        assert x.is_contiguous() and b.is_contiguous()                   # what bias_act.cpp checks
+        return self.module.bias_act_forward(x, b, dim, act, alpha, gain, clamp, *self._launch(x.numel()))
+
+    def bias_act_grad(self, dy, y, act, alpha, gain, clamp):
+        assert dy.is_contiguous() and y.is_contiguous()
+        return self.module.bias_act_grad(dy, y, act, alpha, gain, clamp, *self._launch(dy.numel()))
+
+    def upfirdn2d(self, x, f, up, down, left, right, top, bottom, flip_filter, gain):
+        assert x.is_contiguous() and f.is_contiguous() and f.dtype == torch.float32 and f.ndim == 2   # upfirdn2d.cpp
+        out_h = (x.shape[2] * up + top + bottom - f.shape[0]) // down + 1
+        out_w = (x.shape[3] * up + left + right - f.shape[1]) // down + 1
+        return self.module.upfirdn2d(x, f, up, down, left, right, top, bottom, flip_filter, gain,
+                                     *self._launch(x.shape[0] * x.shape[1] * out_h * out_w))
+
+
+@pytest.fixture(scope="module")
+def emulated_kernels(tmp_path_factory):
+    import shutil
+    from pathlib import Path
+
+    from torch.utils.cpp_extension import load
+
+    from talkinghead.stylegan2.ops._build import SOURCE_DIR
+
+    if shutil.which("c++") is None:
+        pytest.skip("needs a C++ compiler to build the CPU emulation of the CUDA kernels")
+    return load(name="talkinghead_cuda_emulation", sources=[str(Path(__file__).with_name("cuda_emulation.cpp"))],
+                extra_include_paths=[str(SOURCE_DIR)], extra_cflags=["-O1"],
+                build_directory=str(tmp_path_factory.mktemp("cuda_emulation")))
+
+
+@pytest.mark.parametrize("grid", [None, (3, 4)], ids=["launch grid", "strided grid"])
+def test_cuda_kernel_sources_match_the_reference_on_cpu(monkeypatch, emulated_kernels, grid):
+    """The kernels' own source, run thread by thread on the CPU through the CUDA path's autograd Functions: forward,
+    backward and double backward equal the reference (float64 to rounding, float32 to float32 precision)."""
+    kernels = _EmulatedKernels(emulated_kernels, grid)
+    monkeypatch.setattr(bias_act_module, "load_extension", lambda name, x: kernels)
+    monkeypatch.setattr(upfirdn2d_module, "load_extension", lambda name, x: kernels)
+    f = setup_filter([1, 3, 3, 1])
+    cases = [
+        lambda v, c, impl: bias_act(v, c, act="lrelu", clamp=0.8, impl=impl),
+        lambda v, c, impl: bias_act(v.transpose(2, 3), c, act="relu", gain=1.5, impl=impl),    # a non-contiguous x
+        lambda v, c, impl: bias_act(v, c[:3, None].expand(3, 5).reshape(-1)[:5], dim=3, act="linear", gain=2.0, impl=impl),
+        lambda v, c, impl: bias_act(v, None, act="lrelu", impl=impl),
+        lambda v, c, impl: upsample2d(v, f, impl=impl) * c[:, None, None],
+        lambda v, c, impl: downsample2d(v, f, impl=impl) * c[:, None, None],
+        lambda v, c, impl: upfirdn2d(v, f, up=3, down=2, padding=(1, -1, 2, 0), flip_filter=True, gain=3.0, impl=impl) * c[:, None, None],
+        lambda v, c, impl: upfirdn2d(v, torch.tensor([[1.0, -2.0, 0.5], [0.25, 1.0, 3.0]]), up=2, down=3, padding=(-1, 2, 0, 1), impl=impl),
+    ]
+    for dtype, tol in [(torch.float64, 1e-10), (torch.float32, 1e-5)]:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(2, 3, 6, 5, generator=gen, dtype=dtype, requires_grad=True)
+        b = torch.randn(3, generator=gen, dtype=dtype, requires_grad=True)
+        for k, op in enumerate(cases):
+            outs = {}
+            for impl in ("cuda", "ref"):
+                y = op(x, b, impl)
+                if impl == "cuda":
+                    assert "Cuda" in type(y.grad_fn).__name__ or any("Cuda" in type(g[0]).__name__ for g in y.grad_fn.next_functions if g[0])
+                dy = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+                gx, gb = torch.autograd.grad(y, (x, b), dy, create_graph=True, allow_unused=True, materialize_grads=True)
+                outs[impl] = (y, gx, gb, *_second_order(gx, gb, (x, b)))
+            for got, want in zip(outs["cuda"], outs["ref"]):
+                torch.testing.assert_close(got, want, atol=tol, rtol=tol, msg=lambda m: f"case {k}, {dtype}: {m}")
+
+
 def test_env_var_forces_the_reference_silently(monkeypatch):
     import warnings
 
@@ -237,6 +327,32 @@ def test_bad_arguments_are_named():
         upfirdn2d(torch.zeros(1, 1, 4, 4), None, impl="triton")
 
 
+def test_build_ops_on_a_cpu_build_of_torch_says_what_to_install(capsys):
+    from talkinghead.cli import main
+
+    if torch.version.cuda is not None:
+        pytest.skip("this torch is a CUDA build")
+    assert main(["build-ops", "--arch", "9.0"]) == 2
+    err = capsys.readouterr().err
+    assert "CPU build" in err and "install a CUDA build of torch" in err
+
+
+@pytest.mark.skipif(torch.version.cuda is None or not __import__("shutil").which("nvcc"),
+                    reason="needs a CUDA build of torch and nvcc (no GPU needed)")
+def test_kernels_build_link_and_load(monkeypatch, tmp_path):
+    """What ``python -m talkinghead build-ops`` checks: both ops compile with nvcc, link against this torch and
+    load; their bindings run the argument checks of ``*.cpp`` (CPU tensors are refused by name)."""
+    from talkinghead.stylegan2.ops import _build
+
+    monkeypatch.setenv("TALKINGHEAD_CACHE", str(tmp_path))
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0")
+    report = _build.check_build()
+    assert set(report) == set(_build.OPS)
+    assert "must be a CUDA tensor" in report["bias_act"]["refusal"]
+    assert "must be CUDA tensors" in report["upfirdn2d"]["refusal"]
+
+
 # --------------------------------------------------------------------------- GPU only
 
 
@@ -260,8 +376,7 @@ def test_cuda_kernels_match_the_reference_forward_and_backward():
             y = op(x, b, impl)
             dy = torch.randn(y.shape, device="cuda", generator=torch.Generator(device="cuda").manual_seed(1))
             gx, gb = torch.autograd.grad(y, (x, b), dy, create_graph=True)
-            second = torch.autograd.grad(gx.square().sum() + gb.square().sum(), (x, b), allow_unused=True, materialize_grads=True)
-            outs[impl] = (y, gx, gb, *second)
+            outs[impl] = (y, gx, gb, *_second_order(gx, gb, (x, b)))
         for got, want in zip(outs["cuda"], outs["ref"]):
             torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 

@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     from talkinghead.stylegan2.convert import add_convert_parser
 
     add_convert_parser(sub)
+    from talkinghead.stylegan2.ops._build import add_build_ops_parser
+
+    add_build_ops_parser(sub)
 
     p = sub.add_parser("generate", help="animate the face in a photo with speech: photo + audio -> mp4")
     p.add_argument("--model", default="sda", help="pipeline (python -c 'import talkinghead; print(talkinghead.list_pipelines())')")

@@ -32,7 +32,7 @@ class PresetConfig:
     PRESETS: ClassVar[dict[str, Any]] = {}
 
     @classmethod
-    def preset(cls: type[C], name: str, **overrides) -> C:
+    def preset(cls: type[C], name: str, /, **overrides) -> C:
         """The named preset, optionally with fields replaced."""
         if name not in cls.PRESETS:
             raise ValueError(f"unknown {cls.KIND} preset {name!r}: use one of {', '.join(cls.PRESETS)}")
