@@ -337,6 +337,21 @@ def test_build_ops_on_a_cpu_build_of_torch_says_what_to_install(capsys):
     assert "CPU build" in err and "install a CUDA build of torch" in err
 
 
+def test_build_ops_reports_a_failed_build_with_the_fix(monkeypatch, capsys):
+    from talkinghead.cli import main
+    from talkinghead.stylegan2.ops import _build
+
+    def broken(**kwargs):
+        raise RuntimeError("Error building extension 'talkinghead_upfirdn2d': nvcc fatal : Unsupported gpu architecture")
+
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(_build, "check_build", broken)
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "")                   # build-ops sets it: restored after the test
+    assert main(["build-ops", "--arch", "9.0"]) == 1
+    err = capsys.readouterr().err
+    assert "did not build" in err and "Unsupported gpu architecture" in err and "--verbose" in err
+
+
 @pytest.mark.skipif(torch.version.cuda is None or not __import__("shutil").which("nvcc"),
                     reason="needs a CUDA build of torch and nvcc (no GPU needed)")
 def test_kernels_build_link_and_load(monkeypatch, tmp_path):

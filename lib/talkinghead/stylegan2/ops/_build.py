@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -55,8 +56,8 @@ def _cache_dir(name: str, sources: list[Path]) -> Path:
 def build(name: str, *, verbose: bool = False) -> ModuleType:
     """Compile (or find in the cache) and import the kernels of op ``name``; raises when they cannot be built.
 
-    Needs a CUDA build of torch, ninja and a CUDA toolkit, not a GPU: ``python -m talkinghead.stylegan2.ops._build``
-    builds both ops on a machine without one and checks that their bindings load.
+    Needs a CUDA build of torch, ninja and a CUDA toolkit, not a GPU (``python -m talkinghead build-ops`` builds
+    both ops on a machine without one, given ``TORCH_CUDA_ARCH_LIST``, and checks that their bindings load).
     """
     if torch.version.cuda is None:
         raise RuntimeError(f"this torch ({torch.__version__}) is a CPU build; the CUDA kernels need a CUDA build of torch")
@@ -77,7 +78,7 @@ def build(name: str, *, verbose: bool = False) -> ModuleType:
 
 
 def load_extension(name: str, x: torch.Tensor) -> ModuleType | None:
-    """The compiled kernels of op ``name`` (sources ``cuda/<name>.{cpp,cu,h}``) for tensor ``x``, or None when the
+    """The compiled kernels of op ``name`` (sources ``cuda/<name>.{cpp,cu,cuh,h}``) for tensor ``x``, or None when the
     reference must run: ``x`` is not on a CUDA device, the reference is forced, or the build failed (warned once)."""
     if force_ref():
         return None
@@ -103,7 +104,7 @@ def load_extension(name: str, x: torch.Tensor) -> ModuleType | None:
 def check_build(*, verbose: bool = False) -> dict[str, dict]:
     """Build every op and call each binding with CPU tensors, which the kernels' own argument checks must refuse:
     proof that the sources compile, link against this torch and load, on a machine with or without a GPU.
-    Returns, per op, the seconds the build took (0 when cached) and the refusal message."""
+    Returns, per op, the seconds the build took (about a second when cached) and the refusal message."""
     import time
 
     probes = {
@@ -125,7 +126,6 @@ def check_build(*, verbose: bool = False) -> dict[str, dict]:
     return report
 
 
-
 def main_build_ops(args) -> int:
     """``python -m talkinghead build-ops``: build the kernels now (they otherwise build on first use) and report."""
     import json
@@ -142,10 +142,16 @@ def main_build_ops(args) -> int:
                          "(T4, A100, H100)")
     nvcc = shutil.which("nvcc", path=str(Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "bin")) or shutil.which("nvcc")
     toolkit = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1] if nvcc else None
+    try:
+        ops = check_build(verbose=args.verbose)
+    except Exception as err:  # compiler or linker error: say what failed and how to see why
+        print(f"error: the CUDA kernels did not build with nvcc {toolkit} for torch {torch.__version__}: "
+              f"{type(err).__name__}: {str(err)[-2000:]}\nrun again with --verbose for the compiler's output; the toolkit's "
+              f"CUDA version should match torch's ({torch.version.cuda})", file=sys.stderr)
+        return 1
     print(json.dumps({"torch": torch.__version__, "torch CUDA": torch.version.cuda, "nvcc": toolkit,
                       "arch": os.environ.get("TORCH_CUDA_ARCH_LIST"),
-                      "GPU": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                      "ops": check_build(verbose=args.verbose)}, indent=1))
+                      "GPU": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "ops": ops}, indent=1))
     return 0
 
 
