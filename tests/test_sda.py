@@ -436,6 +436,30 @@ def test_load_run_rebuilds_every_network(prepared, tmp_path):
             assert torch.equal(a.cpu(), b), (name, k)
 
 
+def test_ijcv_sequence_discriminator_sees_motion_not_audio():
+    """``seq_disc="ijcv"``: spatio-temporal convolutions, a 1-layer GRU, one linear layer; no audio input. Its
+    logit ignores the audio, changes when two frames swap places, and the first conv alone can take a frame
+    difference (temporal kernel 3)."""
+    from dataclasses import replace
+
+    from talkinghead.models.sda import SpatioTemporalSequenceDiscriminator, build_nets
+
+    cfg = replace(CFG, seq_disc="ijcv")
+    torch.manual_seed(0)
+    D = build_nets(cfg)["D_seq"]
+    assert isinstance(D, SpatioTemporalSequenceDiscriminator) and D.rnn.num_layers == 1
+    assert isinstance(D.classifier, torch.nn.Linear) and D.convs[0].kernel_size == (3, 4, 4)
+    b = _batch()
+    logits = D(b["video"], b["audio"])
+    assert logits.shape == (2,)
+    torch.testing.assert_close(D(b["video"], torch.randn_like(b["audio"])), logits)
+    swapped = b["video"].clone()
+    swapped[:, [2, 5]] = swapped[:, [5, 2]]
+    assert not torch.allclose(D(swapped, b["audio"]), logits)
+    with pytest.raises(ValueError, match="seq_disc must be one of bmvc, ijcv"):
+        build_nets(replace(CFG, seq_disc="3d"))
+
+
 def test_probe_sequence_discriminator_learns_to_tell(prepared):
     """A fresh sequence D against an untrained generator learns in a few steps (its loss falls well under log 4
     = 1.39) and scores the real windows above the generated ones; low-passing its input changes what it sees; the
@@ -455,3 +479,5 @@ def test_probe_sequence_discriminator_learns_to_tell(prepared):
     short = {**kwargs, "steps": 3}
     b, c = (probe_sequence_discriminator(G, corpus, "train", lowpass=k, **short) for k in (1, 4))
     assert c["lowpass"] == 4 and c["real"] != b["real"] and probe_sequence_discriminator(G, corpus, "train", **short) == b
+    d = probe_sequence_discriminator(G, corpus, "train", kind="ijcv", **short)       # the other kind, same G
+    assert a["kind"] == "bmvc" and d["kind"] == "ijcv" and d["real"] != b["real"]

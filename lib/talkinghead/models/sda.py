@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -60,8 +60,8 @@ from talkinghead.config import PresetConfig
 
 __all__ = [
     "Config", "PRESETS", "IdentityEncoder", "ContextEncoder", "NoiseGenerator", "FrameDecoder", "Generator",
-    "FrameDiscriminator", "SequenceDiscriminator", "SyncDiscriminator", "GeneratorState", "SDATask", "build_nets",
-    "build_optimizers", "train_step", "generate", "stream", "lower_half_l1", "WEIGHTS_NAME", "load_generator",
+    "FrameDiscriminator", "SequenceDiscriminator", "SpatioTemporalSequenceDiscriminator", "SyncDiscriminator",
+    "sequence_discriminator", "GeneratorState", "SDATask", "build_nets", "build_optimizers", "train_step", "generate", "stream", "lower_half_l1", "WEIGHTS_NAME", "load_generator",
     "add_train_sda_parser", "noise_sensitivity", "noise_effect", "blink_response", "probe_sequence_discriminator", "load_run",
 ]
 
@@ -87,6 +87,7 @@ class Config(PresetConfig):
     noise_std: float = 0.6            # std of the Gaussian fed to the noise GRU
     d_channels: tuple[int, ...] = (16, 32, 64, 128, 128)     # frame/sequence discriminator convs
     seq_hidden: int = 128             # sequence discriminator GRU units
+    seq_disc: str = "bmvc"            # sequence D: "bmvc" (per-frame CNN + audio → 2-layer GRU) or "ijcv" (spatio-temporal)
     sync_frames: int = 5              # frames (0.2 s) per sync discriminator snippet
     sync_dim: int = 128               # sync discriminator embedding size
     sync_max_shift: int = 8           # out-of-sync pairs: audio shifted by 2 … this many frames
@@ -368,6 +369,35 @@ class SequenceDiscriminator(nn.Module):
         return self.classifier(out[:, -1]).squeeze(1)
 
 
+class SpatioTemporalSequenceDiscriminator(nn.Module):
+    """The journal version's sequence discriminator (IJCV 2019, ``seq_disc="ijcv"``): at every time step
+    spatio-temporal convolutions extract transient features (how the face moves), a 1-layer GRU runs over them
+    and a single-layer classifier on the last state judges the whole sequence. No audio: in that version
+    synchronisation is the sync discriminator's job and this one judges expressions (blinks, brows).
+
+    Ours: one (3 × 4 × 4) conv per ``d_channels`` entry, stride 1 in time with padding 1 (one feature map per
+    frame, each seeing its neighbours: the first layer alone can take frame differences), stride 2 in space.
+    """
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        chans = (3, *cfg.d_channels)
+        self.convs = nn.Sequential(*[
+            layer for a, b in zip(chans, chans[1:])
+            for layer in (nn.Conv3d(a, b, (3, 4, 4), stride=(1, 2, 2), padding=(1, 1, 1)), nn.LeakyReLU(0.2, inplace=True))])
+        depth = len(cfg.d_channels)
+        self.frame_fc = nn.Linear(chans[-1] * (cfg.height >> depth) * (cfg.width >> depth), cfg.seq_hidden)
+        self.rnn = nn.GRU(cfg.seq_hidden, cfg.seq_hidden, num_layers=1, batch_first=True)
+        self.classifier = nn.Linear(cfg.seq_hidden, 1)
+
+    def forward(self, frames: torch.Tensor, audio: torch.Tensor | None = None) -> torch.Tensor:
+        """frames (B, T, 3, H, W) (audio accepted and ignored, for the same call as the BMVC one) → logits (B,)."""
+        x = self.convs(frames.transpose(1, 2))                                   # (B, C, T, h, w)
+        x = x.transpose(1, 2).flatten(2)                                         # (B, T, C·h·w)
+        out, _ = self.rnn(F.leaky_relu(self.frame_fc(x), 0.2))
+        return self.classifier(out[:, -1]).squeeze(1)
+
+
 class SyncDiscriminator(nn.Module):
     """Are these 0.2 s of mouth and these 0.2 s of audio in sync? (IJCV 2019.)
 
@@ -430,10 +460,18 @@ def _snippets(video: torch.Tensor, audio: torch.Tensor, starts: torch.Tensor, au
     return frames, audio[rows, centre]
 
 
+def sequence_discriminator(cfg: Config) -> nn.Module:
+    """The sequence discriminator ``cfg.seq_disc`` names: "bmvc" (the conference paper's, the default) or "ijcv"."""
+    kinds = {"bmvc": SequenceDiscriminator, "ijcv": SpatioTemporalSequenceDiscriminator}
+    if cfg.seq_disc not in kinds:
+        raise ValueError(f"unknown sequence discriminator {cfg.seq_disc!r}: seq_disc must be one of {', '.join(kinds)}")
+    return kinds[cfg.seq_disc](cfg)
+
+
 def build_nets(cfg: Config) -> dict[str, nn.Module]:
     """The generator and the discriminators ``cfg.discriminators`` names: {"G", "D_frame", "D_seq", "D_sync"}."""
     nets: dict[str, nn.Module] = {"G": Generator(cfg)}
-    makers = {"frame": FrameDiscriminator, "seq": SequenceDiscriminator, "sync": SyncDiscriminator}
+    makers = {"frame": FrameDiscriminator, "seq": sequence_discriminator, "sync": SyncDiscriminator}
     for name in cfg.discriminators:
         if name not in makers:
             raise ValueError(f"unknown discriminator {name!r}: use any of {', '.join(makers)}")
@@ -677,7 +715,7 @@ def noise_effect(G: Generator, corpus, split: str = "val", *, clips: int = 8, se
             "upper_motion": float(np.mean(own))}
 
 
-def blink_response(G: Generator, D_seq: SequenceDiscriminator, corpus, split: str = "val", *, windows: int = 16) -> dict:
+def blink_response(G: Generator, D_seq: nn.Module, corpus, split: str = "val", *, windows: int = 16) -> dict:
     """Does the sequence discriminator hold the missing blinks against the generator?
 
     For up to ``windows`` clips of ``split`` with a blink (the corpus's exact per-frame labels, SynthGRID's
@@ -760,18 +798,19 @@ class _LowPass(nn.Module):
 
 
 def probe_sequence_discriminator(G: Generator, corpus, split: str = "val", *, steps: int = 400, lowpass: int = 1,
-                                 batch_size: int = 2, lr: float = 2e-4, windows: int = 16, seed: int = 0) -> dict:
-    """What a sequence discriminator learns to hold against a frozen generator: a fresh ``SequenceDiscriminator``
-    (seeded) trained ``steps`` steps on real training windows of ``cfg.T`` frames against G's windows from the
+                                 batch_size: int = 2, lr: float = 2e-4, windows: int = 16, seed: int = 0,
+                                 kind: str | None = None) -> dict:
+    """What a sequence discriminator learns to hold against a frozen generator: a fresh sequence discriminator of
+    ``kind`` ("bmvc" or "ijcv"; default G's ``cfg.seq_disc``), seeded, trained ``steps`` steps on real training windows of ``cfg.T`` frames against G's windows from the
     same identity frames and audio (G in its current mode, no gradient), optionally on frames low-passed by
     ``lowpass`` (average pooling, then bilinear back up), then asked ``blink_response`` on ``split``.
 
     Returns:
-        {"steps", "lowpass", "d_loss" (mean of the last 50 steps), **blink_response}.
+        {"steps", "lowpass", "kind", "d_loss" (mean of the last 50 steps), **blink_response}.
     """
     cfg = G.cfg
     torch.manual_seed(seed)
-    D = _LowPass(SequenceDiscriminator(cfg), lowpass)
+    D = _LowPass(sequence_discriminator(replace(cfg, seq_disc=kind or cfg.seq_disc)), lowpass)
     opt = torch.optim.Adam(D.parameters(), lr=lr, betas=cfg.betas)
     dataset = SDATask(cfg).dataset(corpus, "train", seed=seed)
     pick = torch.Generator().manual_seed(seed)
@@ -786,7 +825,7 @@ def probe_sequence_discriminator(G: Generator, corpus, split: str = "val", *, st
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    return {"steps": steps, "lowpass": lowpass, "d_loss": float(np.mean(losses[-50:])),
+    return {"steps": steps, "lowpass": lowpass, "kind": kind or cfg.seq_disc, "d_loss": float(np.mean(losses[-50:])),
             **blink_response(G, D, corpus, split, windows=windows)}
 
 
