@@ -30,6 +30,10 @@ Choices the papers leave open (or our synthetic benchmark asks to change), all i
     - Sync discriminator: out-of-sync pairs are real video with its audio shifted by 2 … ``sync_max_shift`` frames
       (a random other window of the same clip); generated video with its own audio counts as fake, as in IJCV 2019.
     - The audio encoding that conditions the sequence discriminator is its own small 1-D CNN, not the generator's.
+    - Sequence discriminator: ``seq_disc="bmvc"`` (default) is the conference paper's above; ``"ijcv"`` is the
+      journal version's as we read it (spatio-temporal convolutions extract transient features at every time
+      step, a 1-layer GRU, a single-layer classifier; no audio, sync being the sync discriminator's job). Kernel
+      sizes are ours (3 frames × 4 × 4). At our CPU budgets neither rewards blinks (docs/RESULTS.md).
     - Normalisation: batch norm in the generator's encoders and decoder, none in the discriminators (spectral
       norm is not in the papers; the GRU discriminator trains without it on our data).
     - Not in the papers, off by default: ``w_div`` adds the diversity-sensitive term of Yang et al. (ICLR 2019),
