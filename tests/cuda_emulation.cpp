@@ -5,6 +5,8 @@
 // (kThreads = 256 per block) or a small one that makes each thread stride over several elements.
 #include <torch/extension.h>
 
+#include <algorithm>
+
 struct EmulatedDim3 {
     unsigned int x = 1;
 };
@@ -17,8 +19,13 @@ static EmulatedDim3 blockIdx, threadIdx, blockDim, gridDim;
 #include "bias_act.cuh"
 #include "upfirdn2d.cuh"
 
+// blocks <= 0: the launchers' own grid for n elements (num_blocks() in bias_act.cu, the same in upfirdn2d.cu).
 template <typename Kernel>
-static void launch(int64_t blocks, int64_t threads, Kernel kernel) {
+static void launch(int64_t n, int64_t blocks, int64_t threads, Kernel kernel) {
+    if (blocks <= 0) {
+        threads = 256;
+        blocks = std::max<int64_t>(1, std::min<int64_t>((n + threads - 1) / threads, 65535 * 8));
+    }
     gridDim.x = static_cast<unsigned int>(blocks);
     blockDim.x = static_cast<unsigned int>(threads);
     for (int64_t b = 0; b < blocks; ++b) {
@@ -30,7 +37,7 @@ static void launch(int64_t blocks, int64_t threads, Kernel kernel) {
     }
 }
 
-// The arguments the launchers in bias_act.cu / upfirdn2d.cu pass, on CPU tensors.
+// The arguments the launchers in bias_act.cu / upfirdn2d.cu pass, on CPU tensors; then the grid (0, 0: theirs).
 static torch::Tensor bias_act_forward(torch::Tensor x, torch::Tensor b, int64_t dim, int64_t act, double alpha, double gain,
                                       double clamp, int64_t blocks, int64_t threads) {
     auto y = torch::empty_like(x);
@@ -38,7 +45,7 @@ static torch::Tensor bias_act_forward(torch::Tensor x, torch::Tensor b, int64_t 
     for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= x.size(d);
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "bias_act_forward_emulated", [&] {
         const scalar_t* bp = b.numel() > 0 ? b.data_ptr<scalar_t>() : nullptr;
-        launch(blocks, threads, [&] {
+        launch(x.numel(), blocks, threads, [&] {
             talkinghead::forward_kernel<scalar_t>(x.data_ptr<scalar_t>(), bp, y.data_ptr<scalar_t>(), x.numel(), inner,
                                                   x.size(dim), static_cast<int>(act), alpha, gain, clamp);
         });
@@ -51,7 +58,7 @@ static torch::Tensor bias_act_grad(torch::Tensor dy, torch::Tensor y, int64_t ac
     auto dx = torch::empty_like(dy);
     AT_DISPATCH_FLOATING_TYPES(dy.scalar_type(), "bias_act_grad_emulated", [&] {
         const scalar_t* yp = y.numel() > 0 ? y.data_ptr<scalar_t>() : nullptr;
-        launch(blocks, threads, [&] {
+        launch(dy.numel(), blocks, threads, [&] {
             talkinghead::grad_kernel<scalar_t>(dy.data_ptr<scalar_t>(), yp, dx.data_ptr<scalar_t>(), dy.numel(),
                                                static_cast<int>(act), alpha, gain, clamp);
         });
@@ -67,7 +74,7 @@ static torch::Tensor upfirdn2d(torch::Tensor x, torch::Tensor f, int64_t up, int
     const int64_t out_w = (in_w * up + left + right - fw) / down + 1;
     auto y = torch::empty({x.size(0), x.size(1), out_h, out_w}, x.options());
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "upfirdn2d_emulated", [&] {
-        launch(blocks, threads, [&] {
+        launch(y.numel(), blocks, threads, [&] {
             talkinghead::upfirdn2d_kernel<scalar_t>(x.data_ptr<scalar_t>(), f.data_ptr<float>(), y.data_ptr<scalar_t>(),
                                                     x.size(0) * x.size(1), in_h, in_w, out_h, out_w, fh, fw,
                                                     static_cast<int>(up), static_cast<int>(down), left, top, flip_filter, gain);

@@ -222,30 +222,23 @@ def _second_order(gx, gb, inputs):
 
 class _EmulatedKernels:
     """The real kernels (``ops/cuda/*.cuh``) compiled for the CPU by ``tests/cuda_emulation.cpp``, launched on the
-    launchers' own grid (256 threads a block) or on a small one where every thread strides over several elements."""
+    launchers' own grid (``grid`` None: 256 threads a block) or on a small one where every thread strides over
+    several elements; the asserts are the argument checks of ``bias_act.cpp`` / ``upfirdn2d.cpp``."""
 
     def __init__(self, module, grid: tuple[int, int] | None):
-        self.module, self.grid = module, grid
-
-    def _launch(self, n: int) -> tuple[int, int]:
-        if self.grid is not None:
-            return self.grid
-        return max(1, min(-(-n // 256), 65535 * 8)), 256                 # num_blocks() in bias_act.cu / upfirdn2d.cu
+        self.module, self.grid = module, grid or (0, 0)
 
     def bias_act_forward(self, x, b, dim, act, alpha, gain, clamp):
-        assert x.is_contiguous() and b.is_contiguous()                   # what bias_act.cpp checks
-        return self.module.bias_act_forward(x, b, dim, act, alpha, gain, clamp, *self._launch(x.numel()))
+        assert x.is_contiguous() and b.is_contiguous()
+        return self.module.bias_act_forward(x, b, dim, act, alpha, gain, clamp, *self.grid)
 
     def bias_act_grad(self, dy, y, act, alpha, gain, clamp):
         assert dy.is_contiguous() and y.is_contiguous()
-        return self.module.bias_act_grad(dy, y, act, alpha, gain, clamp, *self._launch(dy.numel()))
+        return self.module.bias_act_grad(dy, y, act, alpha, gain, clamp, *self.grid)
 
     def upfirdn2d(self, x, f, up, down, left, right, top, bottom, flip_filter, gain):
-        assert x.is_contiguous() and f.is_contiguous() and f.dtype == torch.float32 and f.ndim == 2   # upfirdn2d.cpp
-        out_h = (x.shape[2] * up + top + bottom - f.shape[0]) // down + 1
-        out_w = (x.shape[3] * up + left + right - f.shape[1]) // down + 1
-        return self.module.upfirdn2d(x, f, up, down, left, right, top, bottom, flip_filter, gain,
-                                     *self._launch(x.shape[0] * x.shape[1] * out_h * out_w))
+        assert x.is_contiguous() and f.is_contiguous() and f.dtype == torch.float32 and f.ndim == 2
+        return self.module.upfirdn2d(x, f, up, down, left, right, top, bottom, flip_filter, gain, *self.grid)
 
 
 @pytest.fixture(scope="module")
