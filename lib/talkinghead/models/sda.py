@@ -65,7 +65,8 @@ from talkinghead.config import PresetConfig
 __all__ = [
     "Config", "PRESETS", "IdentityEncoder", "ContextEncoder", "NoiseGenerator", "FrameDecoder", "Generator",
     "FrameDiscriminator", "SequenceDiscriminator", "SpatioTemporalSequenceDiscriminator", "SyncDiscriminator",
-    "sequence_discriminator", "GeneratorState", "SDATask", "build_nets", "build_optimizers", "train_step", "generate", "stream", "lower_half_l1", "WEIGHTS_NAME", "load_generator",
+    "sequence_discriminator", "GeneratorState", "SDATask", "build_nets", "build_optimizers", "train_step", "generate",
+    "stream", "lower_half_l1", "WEIGHTS_NAME", "load_generator",
     "add_train_sda_parser", "noise_sensitivity", "noise_effect", "blink_response", "probe_sequence_discriminator", "load_run",
 ]
 
@@ -805,9 +806,10 @@ def probe_sequence_discriminator(G: Generator, corpus, split: str = "val", *, st
                                  batch_size: int = 2, lr: float = 2e-4, windows: int = 16, seed: int = 0,
                                  kind: str | None = None) -> dict:
     """What a sequence discriminator learns to hold against a frozen generator: a fresh sequence discriminator of
-    ``kind`` ("bmvc" or "ijcv"; default G's ``cfg.seq_disc``), seeded, trained ``steps`` steps on real training windows of ``cfg.T`` frames against G's windows from the
-    same identity frames and audio (G in its current mode, no gradient), optionally on frames low-passed by
-    ``lowpass`` (average pooling, then bilinear back up), then asked ``blink_response`` on ``split``.
+    ``kind`` ("bmvc" or "ijcv"; default G's ``cfg.seq_disc``), seeded, trained ``steps`` steps on real training
+    windows of ``cfg.T`` frames against G's windows from the same identity frames and audio (G in its current
+    mode, no gradient), optionally on frames low-passed by ``lowpass`` (average pooling, then bilinear back up),
+    then asked ``blink_response`` on ``split``.
 
     Returns:
         {"steps", "lowpass", "kind", "d_loss" (mean of the last 50 steps), **blink_response}.
